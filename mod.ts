@@ -1,0 +1,46 @@
+/**
+ * Tessera: Django's session framework for Deno and Bun.
+ *
+ * Wrap a fetch handler with {@link withSessions}, call
+ * `await getSession(req)` inside it, and use the session as in Django. The
+ * default engine keeps one file per session in the OS temp dir; others are
+ * one option away.
+ *
+ * @example A counter, a login and a logout
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getSession, MemoryStore, withSessions } from "@tessera/sessions";
+ *
+ * type Data = { visits: number; user: string };
+ * const handler = withSessions(async (req) => {
+ *   const session = await getSession<Data>(req);
+ *   const path = new URL(req.url).pathname;
+ *   if (path === "/login") {
+ *     await session.cycleKey(); // a new key at login, against session fixation
+ *     session.set("user", "ada");
+ *   } else if (path === "/logout") {
+ *     await session.flush();
+ *   } else {
+ *     session.set("visits", (session.get("visits") ?? 0) + 1);
+ *   }
+ *   return new Response(`${session.get("user") ?? "anonymous"}: ${session.get("visits") ?? 0}`);
+ * }, { store: new MemoryStore() });
+ *
+ * const first = await handler(new Request("http://localhost/"));
+ * const cookie = first.headers.get("set-cookie")!.split(";")[0]!;
+ * const login = await handler(new Request("http://localhost/login", { headers: { cookie } }));
+ * assert.equal(await login.text(), "ada: 1");
+ * ```
+ *
+ * @module
+ */
+
+export { getSession, withSessions } from "./src/middleware.ts";
+export type { SameSite, SessionOptions } from "./src/options.ts";
+export { type ExpiryOptions, Session, type SessionConfig } from "./src/session.ts";
+export { JSON_SERIALIZER, type Serializer, type SessionData } from "./src/serializer.ts";
+export type { Logger } from "./src/logger.ts";
+export { SessionExistsError, SessionInterruptedError, SessionStoreError } from "./src/errors.ts";
+export type { SessionStore, StoredSession, StoreSettings } from "./src/stores/store.ts";
+export { FileStore, type FileStoreOptions } from "./src/stores/file.ts";
+export { MemoryStore, type MemoryStoreOptions } from "./src/stores/memory.ts";

@@ -1,0 +1,396 @@
+/**
+ * The options of `withSessions`, with Django's settings and defaults, and
+ * their validation.
+ *
+ * @module
+ */
+
+import { formatAttributes } from "./cookie.ts";
+import type { Logger } from "./logger.ts";
+import { JSON_SERIALIZER, type Serializer } from "./serializer.ts";
+import type { SessionConfig } from "./session.ts";
+import { FileStore } from "./stores/file.ts";
+import type { SessionStore } from "./stores/store.ts";
+
+/** The `SameSite` values a session cookie can have; `false` omits it. */
+export type SameSite = "Lax" | "Strict" | "None" | false;
+
+/**
+ * The options of {@link withSessions}, one per Django `SESSION_*` setting,
+ * with the same defaults. Every option is checked when `withSessions` is
+ * called, not on the first request.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore, withSessions, type SessionOptions } from "@tessera/sessions";
+ *
+ * const options: SessionOptions = {
+ *   store: new MemoryStore(),
+ *   cookieAge: 60 * 60 * 24,
+ *   cookieSecure: true,
+ * };
+ * withSessions(() => new Response("ok"), options);
+ * ```
+ */
+export interface SessionOptions {
+  /**
+   * The session engine (`SESSION_ENGINE`).
+   *
+   * @default {new FileStore()} one file per session in the OS temp dir
+   * @example
+   * ```ts
+   * import { MemoryStore } from "@tessera/sessions";
+   *
+   * const store = new MemoryStore({ maxEntries: 50_000 });
+   * ```
+   */
+  store?: SessionStore;
+  /**
+   * The cookie's name (`SESSION_COOKIE_NAME`), also the file engine's file
+   * name prefix. A `__Host-` name requires `cookieSecure`, path `/` and no
+   * domain; a `__Secure-` name requires `cookieSecure`.
+   *
+   * @default {"sessionid"}
+   * @example
+   * ```ts
+   * const cookieName = "__Host-session";
+   * ```
+   */
+  cookieName?: string;
+  /**
+   * Seconds a session lives after its last save (`SESSION_COOKIE_AGE`): the
+   * cookie's `Max-Age` and the server-side expiry.
+   *
+   * @default {1209600} two weeks
+   * @example
+   * ```ts
+   * const cookieAge = 60 * 60 * 8; // a working day
+   * ```
+   */
+  cookieAge?: number;
+  /**
+   * The cookie's `Domain` (`SESSION_COOKIE_DOMAIN`); none means this host only.
+   *
+   * @default {undefined}
+   * @example
+   * ```ts
+   * const cookieDomain = ".example.com";
+   * ```
+   */
+  cookieDomain?: string;
+  /**
+   * The cookie's `Path` (`SESSION_COOKIE_PATH`).
+   *
+   * @default {"/"}
+   * @example
+   * ```ts
+   * const cookiePath = "/app/";
+   * ```
+   */
+  cookiePath?: string;
+  /**
+   * Whether the cookie is sent over HTTPS only (`SESSION_COOKIE_SECURE`).
+   *
+   * @default {false}
+   * @example
+   * ```ts
+   * const cookieSecure = true;
+   * ```
+   */
+  cookieSecure?: boolean;
+  /**
+   * Whether scripts are kept from reading the cookie (`SESSION_COOKIE_HTTPONLY`).
+   *
+   * @default {true}
+   * @example
+   * ```ts
+   * const cookieHttpOnly = true;
+   * ```
+   */
+  cookieHttpOnly?: boolean;
+  /**
+   * The cookie's `SameSite` (`SESSION_COOKIE_SAMESITE`): `"Lax"`, `"Strict"`,
+   * `"None"` (which requires `cookieSecure`), or `false` to omit it.
+   *
+   * @default {"Lax"}
+   * @example
+   * ```ts
+   * const cookieSameSite = "Strict";
+   * ```
+   */
+  cookieSameSite?: SameSite;
+  /**
+   * Whether sessions end when the browser closes
+   * (`SESSION_EXPIRE_AT_BROWSER_CLOSE`); `setExpiry` overrides it.
+   *
+   * @default {false}
+   * @example
+   * ```ts
+   * const expireAtBrowserClose = true;
+   * ```
+   */
+  expireAtBrowserClose?: boolean;
+  /**
+   * Whether every request that carries a live session cookie saves the
+   * session again, sliding its expiry (`SESSION_SAVE_EVERY_REQUEST`). A
+   * request without one never creates a session.
+   *
+   * @default {false}
+   * @example
+   * ```ts
+   * const saveEveryRequest = true;
+   * ```
+   */
+  saveEveryRequest?: boolean;
+  /**
+   * How session data becomes stored text (`SESSION_SERIALIZER`).
+   *
+   * @default {JSON_SERIALIZER}
+   * @example
+   * ```ts
+   * import { JSON_SERIALIZER } from "@tessera/sessions";
+   *
+   * const serializer = JSON_SERIALIZER;
+   * ```
+   */
+  serializer?: Serializer;
+  /**
+   * The signing secret (`SECRET_KEY`), or a list whose first entry signs and
+   * whose every entry verifies (`SECRET_KEY_FALLBACKS`). Each must be at
+   * least 32 bytes. Required by the signed-cookie engine.
+   *
+   * @default {undefined}
+   * @example
+   * ```ts
+   * const secret = ["the-new-secret-of-at-least-32-bytes", "the-old-secret-of-at-least-32-bytes"];
+   * ```
+   */
+  secret?: string | readonly string[];
+  /**
+   * Where store failures and ignored corrupt sessions are reported.
+   *
+   * @default {console}
+   * @example
+   * ```ts
+   * const logger = { warn: () => {}, error: console.error };
+   * ```
+   */
+  logger?: Logger;
+}
+
+/** The options after validation, with defaults filled in and attributes preformatted. */
+export interface ResolvedOptions extends SessionConfig {
+  cookieName: string;
+  saveEveryRequest: boolean;
+  secrets: readonly string[];
+  /** `; Domain=…; Path=…; Secure; HttpOnly; SameSite=…`, built once. */
+  cookieAttributes: string;
+}
+
+const OPTION_NAMES: ReadonlySet<string> = new Set([
+  "store",
+  "cookieName",
+  "cookieAge",
+  "cookieDomain",
+  "cookiePath",
+  "cookieSecure",
+  "cookieHttpOnly",
+  "cookieSameSite",
+  "expireAtBrowserClose",
+  "saveEveryRequest",
+  "serializer",
+  "secret",
+  "logger",
+]);
+
+// RFC 6265 section 4.1.1: a cookie name is an RFC 7230 token.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Attribute values must not end the attribute (";") or hold controls or
+// non-ASCII, so that no option can inject another attribute.
+const ATTRIBUTE_VALUE = /^[\x21-\x3a\x3c-\x7e]+$/;
+const DOMAIN =
+  /^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const MIN_SECRET_BYTES = 32;
+
+/**
+ * Checks `options` and fills in Django's defaults; throws a `TypeError` or
+ * `RangeError` that names the option, says what it must be and shows the
+ * current value (never a secret's).
+ */
+export function resolveOptions(options: SessionOptions): ResolvedOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot create sessions as the options must be an object: current value is ${
+        describe(options)
+      }`,
+    );
+  }
+  for (const name of Object.keys(options)) {
+    if (!OPTION_NAMES.has(name)) {
+      throw new TypeError(
+        `Cannot create sessions as '${name}' is not an option: the options are ${
+          [...OPTION_NAMES].join(", ")
+        }`,
+      );
+    }
+  }
+
+  const cookieName = options.cookieName ?? "sessionid";
+  if (typeof cookieName !== "string" || !TOKEN.test(cookieName)) {
+    invalid("cookieName", "a cookie name (letters, digits and !#$%&'*+-.^_`|~)", cookieName);
+  }
+  const cookieAge = options.cookieAge ?? 1_209_600;
+  if (!Number.isSafeInteger(cookieAge) || cookieAge < 0) {
+    invalid(
+      "cookieAge",
+      "a non-negative whole number of seconds",
+      cookieAge,
+      typeof cookieAge === "number" ? RangeError : TypeError,
+    );
+  }
+  const cookieDomain = options.cookieDomain;
+  if (
+    cookieDomain !== undefined && (typeof cookieDomain !== "string" || !DOMAIN.test(cookieDomain))
+  ) {
+    invalid("cookieDomain", "a host name such as '.example.com'", cookieDomain);
+  }
+  const cookiePath = options.cookiePath ?? "/";
+  if (
+    typeof cookiePath !== "string" || !cookiePath.startsWith("/") ||
+    !ATTRIBUTE_VALUE.test(cookiePath)
+  ) {
+    invalid(
+      "cookiePath",
+      "a path starting with '/' without ';', spaces or control characters",
+      cookiePath,
+    );
+  }
+  const cookieSecure = boolean("cookieSecure", options.cookieSecure, false);
+  const cookieHttpOnly = boolean("cookieHttpOnly", options.cookieHttpOnly, true);
+  const expireAtBrowserClose = boolean("expireAtBrowserClose", options.expireAtBrowserClose, false);
+  const saveEveryRequest = boolean("saveEveryRequest", options.saveEveryRequest, false);
+  const cookieSameSite = sameSite(options.cookieSameSite);
+
+  if (cookieSameSite === "None" && !cookieSecure) {
+    invalid(
+      "cookieSameSite",
+      "'Lax' or 'Strict' unless 'cookieSecure' is true, as browsers drop SameSite=None cookies that are not Secure",
+      cookieSameSite,
+    );
+  }
+  if (cookieName.startsWith("__Secure-") && !cookieSecure) {
+    invalid("cookieSecure", "true for a cookie named '__Secure-…'", cookieSecure);
+  }
+  if (cookieName.startsWith("__Host-")) {
+    if (!cookieSecure) invalid("cookieSecure", "true for a cookie named '__Host-…'", cookieSecure);
+    if (cookiePath !== "/") invalid("cookiePath", "'/' for a cookie named '__Host-…'", cookiePath);
+    if (cookieDomain !== undefined) {
+      invalid("cookieDomain", "unset for a cookie named '__Host-…'", cookieDomain);
+    }
+  }
+
+  const secrets = secretList(options.secret);
+  const serializer = options.serializer ?? JSON_SERIALIZER;
+  if (!hasMethods(serializer, ["stringify", "parse", "validate"])) {
+    invalid("serializer", "an object with stringify(), parse() and validate() methods", serializer);
+  }
+  const logger = options.logger ?? console;
+  if (!hasMethods(logger, ["warn", "error"])) {
+    invalid("logger", "an object with warn() and error() methods, such as console", logger);
+  }
+  const store = options.store ?? new FileStore();
+  if (!hasMethods(store, ["load", "exists", "create", "save", "delete", "clearExpired"])) {
+    invalid("store", "a session store such as new FileStore() or new MemoryStore()", store);
+  }
+  store.configure?.({ cookieName, cookieAge, secrets, logger });
+
+  return {
+    store,
+    cookieName,
+    cookieAge,
+    expireAtBrowserClose,
+    saveEveryRequest,
+    serializer,
+    logger,
+    secrets,
+    cookieAttributes: formatAttributes({
+      domain: cookieDomain,
+      path: cookiePath,
+      secure: cookieSecure,
+      httpOnly: cookieHttpOnly,
+      sameSite: cookieSameSite,
+    }),
+  };
+}
+
+function boolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") invalid(name, "true or false", value);
+  return value;
+}
+
+function sameSite(value: unknown): SameSite {
+  if (value === undefined) return "Lax";
+  if (value === false) return false;
+  // Django accepts any case; the header gets the canonical spelling.
+  const canonical = typeof value === "string"
+    ? ({ lax: "Lax", strict: "Strict", none: "None" } as const)[value.toLowerCase() as "lax"]
+    : undefined;
+  if (canonical === undefined) invalid("cookieSameSite", "'Lax', 'Strict', 'None' or false", value);
+  return canonical;
+}
+
+function secretList(value: unknown): readonly string[] {
+  if (value === undefined) return [];
+  const list = typeof value === "string" ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new TypeError(
+      "Cannot create sessions as 'secret' must be a string or a non-empty array of strings: current value is " +
+        (Array.isArray(list) ? "an empty array" : `of type ${typeof value}`),
+    );
+  }
+  const encoder = new TextEncoder();
+  list.forEach((secret: unknown, index: number) => {
+    const where = Array.isArray(value) ? `'secret[${index}]'` : "'secret'";
+    if (typeof secret !== "string") {
+      throw new TypeError(
+        `Cannot create sessions as ${where} must be a string: current value is of type ${typeof secret}`,
+      );
+    }
+    const bytes = encoder.encode(secret).length;
+    if (bytes < MIN_SECRET_BYTES) {
+      // The length is safe to show; the secret itself never is.
+      throw new RangeError(
+        `Cannot create sessions as ${where} must be at least ${MIN_SECRET_BYTES} bytes long: current length is ${bytes}`,
+      );
+    }
+  });
+  return Object.freeze([...list] as string[]);
+}
+
+function hasMethods(value: unknown, names: string[]): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return names.every((name) => typeof record[name] === "function");
+}
+
+function invalid(
+  name: string,
+  requirement: string,
+  value: unknown,
+  ErrorClass: typeof TypeError | typeof RangeError = TypeError,
+): never {
+  throw new ErrorClass(
+    `Cannot create sessions as '${name}' must be ${requirement}: current value is ${
+      describe(value)
+    }`,
+  );
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "object" && value !== null) {
+    return `an object (${value.constructor?.name ?? "without prototype"})`;
+  }
+  return String(value);
+}

@@ -1,0 +1,230 @@
+/**
+ * The one interface every session engine implements.
+ *
+ * @module
+ */
+
+import { generateKey } from "../_key.ts";
+import { SessionExistsError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+
+/**
+ * One session as a store keeps it: the serialized data and the instant it
+ * expires. Stores treat `data` as opaque text.
+ *
+ * @example
+ * ```ts
+ * import type { StoredSession } from "@tessera/sessions";
+ *
+ * const record: StoredSession = { data: '{"visits":1}', expiresAt: Date.now() + 60_000 };
+ * ```
+ */
+export interface StoredSession {
+  /**
+   * The session data as the serializer wrote it (Django's `session_data`).
+   *
+   * @example
+   * ```ts
+   * const data = '{"userId":"42","_session_expiry":3600}';
+   * ```
+   */
+  data: string;
+  /**
+   * When the session expires, in milliseconds since the epoch. A store
+   * never returns a record whose `expiresAt` has passed.
+   *
+   * @example
+   * ```ts
+   * const expiresAt = Date.now() + 1_209_600 * 1000;
+   * ```
+   */
+  expiresAt: number;
+}
+
+/**
+ * What `withSessions` tells its store once, when it is set up.
+ *
+ * @example
+ * ```ts
+ * import type { StoreSettings } from "@tessera/sessions";
+ *
+ * const settings: StoreSettings = {
+ *   cookieName: "sessionid",
+ *   cookieAge: 1_209_600,
+ *   secrets: [],
+ *   logger: console,
+ * };
+ * ```
+ */
+export interface StoreSettings {
+  /**
+   * The session cookie's name (the file engine's default file prefix).
+   *
+   * @example
+   * ```ts
+   * const cookieName = "sessionid";
+   * ```
+   */
+  cookieName: string;
+  /**
+   * The session lifetime in seconds.
+   *
+   * @example
+   * ```ts
+   * const cookieAge = 1_209_600;
+   * ```
+   */
+  cookieAge: number;
+  /**
+   * The secrets, the first one current (empty when none was given).
+   *
+   * @example
+   * ```ts
+   * const secrets: string[] = [];
+   * ```
+   */
+  secrets: readonly string[];
+  /**
+   * Where to report what the store ignored or could not do.
+   *
+   * @example
+   * ```ts
+   * const logger = console;
+   * ```
+   */
+  logger: Logger;
+}
+
+/**
+ * A session engine (Django's `SessionStore` backend). A new engine is one
+ * class implementing this interface.
+ *
+ * Keys reaching a store may come from a client: a store answers an unknown,
+ * malformed or expired key with `null` / `false`, never with an error, and
+ * never uses it to build a path or a query unchecked.
+ *
+ * @example A store is used through withSessions
+ * ```ts
+ * import { MemoryStore, withSessions, type SessionStore } from "@tessera/sessions";
+ *
+ * const store: SessionStore = new MemoryStore();
+ * const handler = withSessions(() => new Response("ok"), { store });
+ * ```
+ */
+export interface SessionStore {
+  /**
+   * Called once by `withSessions` with its settings; a store may take
+   * defaults from them or reject a configuration it cannot serve.
+   *
+   * @example
+   * ```ts
+   * import { FileStore } from "@tessera/sessions";
+   *
+   * const store = new FileStore();
+   * store.configure({ cookieName: "sid", cookieAge: 60, secrets: [], logger: console });
+   * ```
+   */
+  configure?(settings: StoreSettings): void;
+  /**
+   * The live record stored under `key`, or `null` when the key is unknown,
+   * expired, malformed or its record is corrupt.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MemoryStore } from "@tessera/sessions";
+   *
+   * assert.equal(await new MemoryStore().load("unknownkey123"), null);
+   * ```
+   */
+  load(key: string): Promise<StoredSession | null>;
+  /**
+   * Whether a record is stored under `key` (expired or not, as in Django).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MemoryStore } from "@tessera/sessions";
+   *
+   * assert.equal(await new MemoryStore().exists("unknownkey123"), false);
+   * ```
+   */
+  exists(key: string): Promise<boolean>;
+  /**
+   * Stores `record` under a new key no other record has, and returns the key.
+   *
+   * @example
+   * ```ts
+   * import { MemoryStore } from "@tessera/sessions";
+   *
+   * const key = await new MemoryStore().create({ data: "{}", expiresAt: Date.now() + 1000 });
+   * ```
+   */
+  create(record: StoredSession): Promise<string>;
+  /**
+   * Stores `record` under `key` and returns the key it now lives under.
+   * With `mustCreate`, throws `SessionExistsError` if the key is taken;
+   * without it, throws `SessionInterruptedError` if the record is gone
+   * (deleted by a concurrent request), rather than bring it back. A store
+   * whose key is the data itself (the signed-cookie engine) returns the new
+   * key; every other store returns `key`.
+   *
+   * @example
+   * ```ts
+   * import { MemoryStore } from "@tessera/sessions";
+   *
+   * const store = new MemoryStore();
+   * const key = await store.create({ data: "{}", expiresAt: Date.now() + 1000 });
+   * await store.save(key, { data: '{"a":1}', expiresAt: Date.now() + 1000 });
+   * ```
+   */
+  save(key: string, record: StoredSession, mustCreate?: boolean): Promise<string>;
+  /**
+   * Removes the record stored under `key`; an unknown key is not an error.
+   *
+   * @example
+   * ```ts
+   * import { MemoryStore } from "@tessera/sessions";
+   *
+   * await new MemoryStore().delete("unknownkey123");
+   * ```
+   */
+  delete(key: string): Promise<void>;
+  /**
+   * Removes every expired record and returns how many it removed.
+   *
+   * @example
+   * ```ts
+   * import { MemoryStore } from "@tessera/sessions";
+   *
+   * const removed = await new MemoryStore().clearExpired();
+   * ```
+   */
+  clearExpired(): Promise<number>;
+}
+
+// A 165-bit key collides about never; a run of collisions means a store that
+// answers "taken" to everything, which should fail loudly, not loop.
+const MAX_CREATE_ATTEMPTS = 100;
+
+/**
+ * Runs `insert` with fresh keys until one is not taken, as Django's
+ * `create()` does, and returns that key. `insert` throws
+ * `SessionExistsError` for a taken key; any other error ends the loop.
+ */
+export async function createWithUniqueKey(
+  insert: (key: string) => Promise<unknown>,
+): Promise<string> {
+  for (let attempt = 0; attempt < MAX_CREATE_ATTEMPTS; attempt++) {
+    const key = generateKey();
+    try {
+      await insert(key);
+      return key;
+    } catch (error) {
+      if (!(error instanceof SessionExistsError)) throw error;
+    }
+  }
+  throw new Error(
+    `Cannot create a session as ${MAX_CREATE_ATTEMPTS} new keys in a row were reported as taken`,
+  );
+}
