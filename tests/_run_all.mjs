@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-// deno-lint-ignore-file explicit-function-return-type
 // Runs the whole suite on Deno, then on Bun, and ends with one line
 // "N passed, N failed" over both. Exits non-zero if anything failed, if a
 // runtime exited non-zero, or if a runtime ran no test.
