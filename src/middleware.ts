@@ -21,6 +21,19 @@ interface RequestState {
 
 const states = new WeakMap<Request, RequestState>();
 
+// Browsers drop a cookie whose name, value and attributes pass 4096 bytes
+// (RFC 6265 section 6.1) without a word; the session would silently vanish.
+const MAX_COOKIE_BYTES = 4096;
+
+class CookieTooLargeError extends Error {
+  constructor(size: number) {
+    super(
+      `Cannot set the session cookie as it would be ${size} bytes, over the ${MAX_COOKIE_BYTES}-byte limit of browsers: keep less in the session, or use a server-side engine such as FileStore`,
+    );
+    this.name = "CookieTooLargeError";
+  }
+}
+
 /**
  * Wraps a fetch handler so that `getSession(req)` works inside it. The
  * returned function takes the same arguments, so it can be given to
@@ -168,6 +181,7 @@ async function finish(state: RequestState, response: Response): Promise<Response
       maxAge,
       options.cookieAttributes,
     );
+    if (setCookie.length > MAX_COOKIE_BYTES) throw new CookieTooLargeError(setCookie.length);
   }
   if (setCookie === null && !vary) return response;
   return withHeaders(response, (headers) => {
@@ -199,6 +213,13 @@ function answerSessionError(error: unknown, options: ResolvedOptions): Response 
   if (error instanceof SessionInterruptedError) {
     return new Response(error.message, {
       status: 400,
+      headers: { "Content-Type": "text/plain; charset=utf-8" },
+    });
+  }
+  if (error instanceof CookieTooLargeError) {
+    options.logger.error(error.message);
+    return new Response("Internal Server Error", {
+      status: 500,
       headers: { "Content-Type": "text/plain; charset=utf-8" },
     });
   }

@@ -202,7 +202,10 @@ export class Session<T extends object = SessionData> {
    * ```
    */
   constructor(key: string | null, config: SessionConfig) {
-    this.#key = isValidKey(key) ? key : null;
+    const store = config.store;
+    const valid = key !== null &&
+      (store.isValidKey === undefined ? isValidKey(key) : store.isValidKey(key));
+    this.#key = valid ? key : null;
     this.#config = config;
   }
 
@@ -255,6 +258,7 @@ export class Session<T extends object = SessionData> {
     }
     const data = record === null ? null : this.#decode(record.data);
     if (data === null) this.#key = null;
+    else if (record?.refresh === true) this.modified = true;
     this.#data = data ?? {};
   }
 

@@ -543,3 +543,67 @@ describe("getSession()", () => {
     });
   });
 });
+
+describe("withSessions(): what a store can ask of the core", () => {
+  it("saves again a session whose record the store marked for refresh, even if unchanged", async () => {
+    class RefreshingStore extends MemoryStore {
+      override async load(key: string): Promise<StoredSession | null> {
+        const record = await super.load(key);
+        return record && { ...record, refresh: true };
+      }
+    }
+    const store = new RefreshingStore();
+    const key = await store.create({ data: '{"a":1}', expiresAt: Date.now() + 60_000 });
+    const browser = start(async (req) => new Response(String((await getSession(req)).get("a"))), {
+      store,
+    });
+    const { response, body } = await browser.text("/", { headers: { cookie: `sessionid=${key}` } });
+    assert.equal(body, "1");
+    assert.match(response.headers.get("set-cookie")!, new RegExp(`^sessionid=${key}; `));
+  });
+
+  it("lets a store accept keys of its own shape", async () => {
+    class CustomKeyStore extends MemoryStore {
+      isValidKey(value: string): boolean {
+        return /^CUSTOM-[A-Z]+$/.test(value);
+      }
+    }
+    const store = new CustomKeyStore();
+    await store.save(
+      "CUSTOM-KEY",
+      { data: '{"who":"custom"}', expiresAt: Date.now() + 60_000 },
+      true,
+    );
+    const browser = start(async (req) => new Response(String((await getSession(req)).get("who"))), {
+      store,
+    });
+    assert.equal(
+      (await browser.text("/", { headers: { cookie: "sessionid=CUSTOM-KEY" } })).body,
+      "custom",
+    );
+    const plain = "abcdefgh12345678abcdefgh12345678";
+    assert.equal(
+      (await browser.text("/", { headers: { cookie: `sessionid=${plain}` } })).body,
+      "undefined",
+    );
+  });
+
+  it("refuses a cookie over 4096 bytes with a logged error naming the size and the fix", async () => {
+    class LongKeyStore extends MemoryStore {
+      override async create(record: StoredSession): Promise<string> {
+        const key = "k".repeat(4100);
+        await this.save(key, record, true);
+        return key;
+      }
+    }
+    const logger = new RecordingLogger();
+    const browser = start(counter, { store: new LongKeyStore(), logger });
+    const { response } = await browser.text("/");
+    assert.equal(response.status, 500);
+    assert.equal(response.headers.get("set-cookie"), null);
+    assert.match(
+      logger.errors[0]!.message,
+      /would be 41\d\d bytes, over the 4096-byte limit.*server-side engine/,
+    );
+  });
+});

@@ -39,6 +39,20 @@ export interface StoredSession {
    * ```
    */
   expiresAt: number;
+  /**
+   * Set by a store on a loaded record that should be saved again on this
+   * request even if the handler changes nothing: the signed-cookie engine
+   * sets it for a cookie verified with an old secret, so that the response
+   * re-signs it with the current one.
+   *
+   * @example
+   * ```ts
+   * import type { StoredSession } from "@tessera/sessions";
+   *
+   * const record: StoredSession = { data: "{}", expiresAt: Date.now() + 1000, refresh: true };
+   * ```
+   */
+  refresh?: true;
 }
 
 /**
@@ -112,6 +126,33 @@ export interface StoreSettings {
  * ```
  */
 export interface SessionStore {
+  /**
+   * True for a store whose records expire by themselves (a Redis TTL, a
+   * signed cookie's timestamp): `clearExpired()` then has nothing to do and
+   * the sweeper says so instead of sweeping.
+   *
+   * @example
+   * ```ts
+   * import { MemoryStore } from "@tessera/sessions";
+   *
+   * console.log(new MemoryStore().expiresOnItsOwn ?? false);
+   * ```
+   */
+  readonly expiresOnItsOwn?: boolean;
+  /**
+   * Whether a cookie value can be one of this store's keys. Without it, a
+   * key is 8 to 40 characters of `a-z0-9`; a store whose key is something
+   * else (the signed-cookie engine's signed value) says what it accepts.
+   * A value it rejects is treated as no key at all.
+   *
+   * @example
+   * ```ts
+   * import type { SessionStore } from "@tessera/sessions";
+   *
+   * const accepts: SessionStore["isValidKey"] = (value) => /^[A-Za-z0-9_:.-]+$/.test(value);
+   * ```
+   */
+  isValidKey?(value: string): boolean;
   /**
    * Called once by `withSessions` with its settings; a store may take
    * defaults from them or reject a configuration it cannot serve.
