@@ -50,13 +50,23 @@ export interface FileStoreOptions {
    * ```
    */
   prefix?: string;
+  /**
+   * Milliseconds after which a temp file counts as left by a write that
+   * crashed, for `clearExpired()` to remove. A live write's temp file exists
+   * for well under a second.
+   *
+   * @default {60000}
+   * @example
+   * ```ts
+   * const staleTempAfter = 5 * 60_000;
+   * ```
+   */
+  staleTempAfter?: number;
 }
 
 // A temp file is named after its target plus this and a random suffix; the
 // dot keeps it from ever being read as a session (keys are a-z0-9 only).
 const TEMP_MARK = ".tmp-";
-// A temp file older than this belongs to a write that crashed.
-const STALE_TEMP_MS = 60_000;
 
 /**
  * Sessions as files, one per key, named prefix + key, in one directory.
@@ -91,6 +101,7 @@ export class FileStore implements SessionStore {
   readonly path: string;
   #prefix: string;
   readonly #prefixGiven: boolean;
+  readonly #staleTempAfter: number;
   #logger: Logger = console;
 
   /**
@@ -125,6 +136,13 @@ export class FileStore implements SessionStore {
         }`,
       );
     }
+    const staleTempAfter = options.staleTempAfter ?? 60_000;
+    if (!Number.isFinite(staleTempAfter) || staleTempAfter < 0) {
+      throw new RangeError(
+        `Cannot create a FileStore as 'staleTempAfter' must be a non-negative number of milliseconds: current value is ${staleTempAfter}`,
+      );
+    }
+    this.#staleTempAfter = staleTempAfter;
     this.path = path;
     this.#prefix = options.prefix ?? "sessionid";
     this.#prefixGiven = options.prefix !== undefined;
@@ -304,7 +322,7 @@ export class FileStore implements SessionStore {
   /**
    * Deletes every expired session file, deciding from each file's
    * modification time (its expiry) without reading it, and temp files left
-   * by writes that crashed more than a minute ago. A session saved while
+   * by writes that crashed (older than `staleTempAfter`, a minute by default). A session saved while
    * the sweep runs is kept.
    *
    * @returns How many session files it removed.
@@ -327,7 +345,7 @@ export class FileStore implements SessionStore {
       if (isValidKey(rest)) {
         if (await this.#removeIfExpired(file)) removed++;
       } else if (rest.includes(TEMP_MARK)) {
-        await removeStaleTemp(file);
+        await removeStaleTemp(file, this.#staleTempAfter);
       }
     }
     return removed;
@@ -394,10 +412,10 @@ function parseRecord(text: string): StoredSession | null {
   return { data: text.slice(newline + 1), expiresAt };
 }
 
-async function removeStaleTemp(file: string): Promise<void> {
+async function removeStaleTemp(file: string, staleAfter: number): Promise<void> {
   const info = await stat(file).catch(() => null);
   // ctime, not mtime: a temp file's mtime is already set to the expiry.
-  if (info !== null && info.ctimeMs < Date.now() - STALE_TEMP_MS) {
+  if (info !== null && info.ctimeMs <= Date.now() - staleAfter) {
     await unlink(file).catch(() => {});
   }
 }

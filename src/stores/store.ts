@@ -133,9 +133,10 @@ export interface SessionStore {
    *
    * @example
    * ```ts
-   * import { MemoryStore } from "@tessera/sessions";
+   * import { MemoryStore, type SessionStore } from "@tessera/sessions";
    *
-   * console.log(new MemoryStore().expiresOnItsOwn ?? false);
+   * const store: SessionStore = new MemoryStore();
+   * console.log(store.expiresOnItsOwn ?? false);
    * ```
    */
   readonly expiresOnItsOwn?: boolean;

@@ -186,3 +186,21 @@ describe("FileStore", () => {
     assert.deepEqual(JSON.parse(data!), { visits: 1 });
   });
 });
+
+describe("FileStore temp files", () => {
+  it("clearExpired() removes temp files older than staleTempAfter and keeps younger ones", async () => {
+    const dir = freshDir();
+    const key = "abcdefgh12345678abcdefgh12345678";
+    writeFileSync(join(dir, `sessionid${key}.tmp-crashed0001`), "half a wri");
+    const patient = new FileStore({ path: dir });
+    assert.equal(await patient.clearExpired(), 0);
+    assert.equal(readdirSync(dir).length, 1, "a young temp file may belong to a live write");
+    const eager = new FileStore({ path: dir, staleTempAfter: 0 });
+    assert.equal(await eager.clearExpired(), 0, "temp files are not counted as sessions");
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it("rejects a negative staleTempAfter", () => {
+    assert.throws(() => new FileStore({ path: freshDir(), staleTempAfter: -1 }), RangeError);
+  });
+});
