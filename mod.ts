@@ -45,3 +45,4 @@ export type { SessionStore, StoredSession, StoreSettings } from "./src/stores/st
 export { FileStore, type FileStoreOptions } from "./src/stores/file.ts";
 export { MemoryStore, type MemoryStoreOptions } from "./src/stores/memory.ts";
 export { SqliteStore, type SqliteStoreOptions } from "./src/stores/sqlite.ts";
+export { type RedisCommandClient, RedisStore, type RedisStoreOptions } from "./src/stores/redis.ts";
