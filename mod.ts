@@ -46,3 +46,4 @@ export { FileStore, type FileStoreOptions } from "./src/stores/file.ts";
 export { MemoryStore, type MemoryStoreOptions } from "./src/stores/memory.ts";
 export { SqliteStore, type SqliteStoreOptions } from "./src/stores/sqlite.ts";
 export { type RedisCommandClient, RedisStore, type RedisStoreOptions } from "./src/stores/redis.ts";
+export { CachedStore } from "./src/stores/cached.ts";
