@@ -204,8 +204,8 @@ export class CookieStore implements SessionStore {
    * assert.match(key, /^eyJhIjoxfQ:[0-9A-Za-z]+:[\w-]{43}$/);
    * ```
    */
-  create(record: StoredSession): Promise<string> {
-    return dumpsJson(record.data, { secret: this.#configured(), salt: SALT, compress: true });
+  async create(record: StoredSession): Promise<string> {
+    return await dumpsJson(record.data, { secret: this.#configured(), salt: SALT, compress: true });
   }
 
   /**
