@@ -275,6 +275,48 @@ describe("CookieStore: Django's session behaviours for this engine", () => {
     assert.equal(session.isEmpty(), true);
   });
 
+  it("cycleKey() on a session not loaded yet keeps the data (test_cycle_with_no_session_cache)", async () => {
+    const { store } = configured();
+    const key = await store.create(record('{"data":"test"}'));
+    const session = new Session<{ data: string }>(key, sessionConfig(store));
+    await session.cycleKey();
+    assert.equal(session.get("data"), "test");
+  });
+
+  it("an unsigned key sees no data and gets a signed key on save (test_invalid_key)", async () => {
+    const { store } = configured();
+    const session = new Session<{ cat: string }>("abcdefgh12345678", sessionConfig(store));
+    await session.load();
+    assert.equal(session.get("cat"), undefined);
+    session.set("cat", "dog");
+    await session.save();
+    assert.equal(
+      await unsign(session.sessionKey!, { secret: SECRET, salt: SALT }),
+      "eyJjYXQiOiJkb2cifQ",
+    );
+  });
+
+  it("setExpiry(seconds) and setExpiry(date) persist in the cookie (test_custom_expiry_datetime)", async () => {
+    const { store } = configured();
+    const seconds = new Session(null, sessionConfig(store));
+    seconds.set("x", 1);
+    seconds.setExpiry(10);
+    await seconds.save();
+    const reloaded = new Session(seconds.sessionKey, sessionConfig(store));
+    await reloaded.load();
+    assert.equal(reloaded.getExpiryAge(), 10);
+    assert.deepEqual(reloaded.keys(), ["x"]);
+
+    const expiry = new Date(Math.floor(Date.now() / 1000) * 1000 + 10_000);
+    const dated = new Session(null, sessionConfig(store));
+    dated.setExpiry(expiry);
+    await dated.save();
+    const again = new Session(dated.sessionKey, sessionConfig(store));
+    await again.load();
+    assert.equal(again.getExpiryDate().getTime(), expiry.getTime());
+    assert.equal((await store.load(dated.sessionKey!))!.expiresAt, expiry.getTime());
+  });
+
   it("loading a bad cookie creates nothing and adopts nothing (test_session_load_does_not_create_record)", async () => {
     const { store } = configured();
     const session = new Session(".garbage:garbage:garbage", sessionConfig(store));
