@@ -297,7 +297,11 @@ export interface Verified {
    *
    * @example
    * ```ts
-   * const signedAt = new Date(1_700_000_000 * 1000);
+   * import { sign, verify } from "@tessera/sessions";
+   *
+   * const secret = "the-current-secret";
+   * const { timestamp } = await verify(await sign("hello", { secret }), { secret });
+   * const signedAt = new Date(timestamp! * 1000);
    * ```
    */
   timestamp: number | null;
@@ -308,7 +312,11 @@ export interface Verified {
    *
    * @example
    * ```ts
-   * const stale = 1 > 0;
+   * import { sign, verify } from "@tessera/sessions";
+   *
+   * const secret = ["the-current-secret", "the-previous-secret"];
+   * const token = await sign("hello", { secret: "the-previous-secret" });
+   * const stale = (await verify(token, { secret })).secretIndex > 0;
    * ```
    */
   secretIndex: number;

@@ -150,7 +150,7 @@ export class CookieStore implements SessionStore {
     } catch (error) {
       this.#logger.warn(
         error instanceof BadSignatureError
-          ? "Session cookie ignored as its signature matches no secret: it was tampered with, truncated or signed elsewhere"
+          ? "Suspicious session cookie ignored: its signature matches no secret (tampered with, truncated, or signed with another secret or salt)"
           : "Session data corrupted: a correctly signed session cookie could not be decoded and was ignored",
       );
       return null;
