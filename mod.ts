@@ -44,6 +44,24 @@ export { SessionExistsError, SessionInterruptedError, SessionStoreError } from "
 export type { SessionStore, StoredSession, StoreSettings } from "./src/stores/store.ts";
 export { FileStore, type FileStoreOptions } from "./src/stores/file.ts";
 export { MemoryStore, type MemoryStoreOptions } from "./src/stores/memory.ts";
+export { CookieStore } from "./src/stores/cookie.ts";
+export {
+  BadSignatureError,
+  dumps,
+  dumpsJson,
+  type DumpsOptions,
+  type LoadedJson,
+  loads,
+  loadsJson,
+  type LoadsOptions,
+  sign,
+  SignatureExpiredError,
+  type SignOptions,
+  unsign,
+  type UnsignOptions,
+  type Verified,
+  verify,
+} from "./src/signing.ts";
 export { SqliteStore, type SqliteStoreOptions } from "./src/stores/sqlite.ts";
 export { type RedisCommandClient, RedisStore, type RedisStoreOptions } from "./src/stores/redis.ts";
 export { CachedStore } from "./src/stores/cached.ts";
