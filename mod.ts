@@ -62,3 +62,6 @@ export {
   type Verified,
   verify,
 } from "./src/signing.ts";
+export { SqliteStore, type SqliteStoreOptions } from "./src/stores/sqlite.ts";
+export { type RedisCommandClient, RedisStore, type RedisStoreOptions } from "./src/stores/redis.ts";
+export { CachedStore } from "./src/stores/cached.ts";

@@ -120,9 +120,13 @@ export function storeContract(name: string, factory: StoreFactory): void {
     it("clearExpired() removes expired records only and counts them", async () => {
       const store = fresh();
       const live = await store.create({ data: '{"live":1}', expiresAt: Date.now() + HOUR });
-      await store.create({ data: "{}", expiresAt: Date.now() - HOUR });
-      await store.create({ data: "{}", expiresAt: Date.now() - 1 });
-      assert.equal(await store.clearExpired(), 2);
+      const expired = [
+        await store.create({ data: "{}", expiresAt: Date.now() - HOUR }),
+        await store.create({ data: "{}", expiresAt: Date.now() - 1 }),
+      ];
+      // A store whose records expire by themselves has nothing left to sweep.
+      assert.equal(await store.clearExpired(), store.expiresOnItsOwn ? 0 : 2);
+      for (const key of expired) assert.equal(await store.exists(key), false);
       assert.equal((await store.load(live))?.data, '{"live":1}');
       assert.equal(await store.clearExpired(), 0);
     });

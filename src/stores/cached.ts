@@ -1,0 +1,323 @@
+/**
+ * A write-through cache in front of a durable store (Django's
+ * `backends.cached_db`).
+ *
+ * @module
+ */
+
+import { isValidKey } from "../_key.ts";
+import { SessionExistsError, SessionInterruptedError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { SessionStore, StoredSession, StoreSettings } from "./store.ts";
+
+/**
+ * Two stores as one: reads try the fast `cache` first and fall back to the
+ * `durable` store (filling the cache on a hit); writes go to the durable
+ * store first, so that its answer decides (a taken key, a session deleted
+ * meanwhile), and then to the cache. The durable store picks new keys.
+ *
+ * The cache is an optimisation and never fails a request: an error reading
+ * it counts as a miss, and an error writing it is logged ("Error saving to
+ * cache", as Django logs it) while the request succeeds on the durable
+ * store. Deleting is the exception: a session that could not be removed
+ * from the cache would outlive its logout, so that error fails the request.
+ *
+ * @example Memory in front of SQLite
+ * ```ts
+ * import { CachedStore, MemoryStore, SqliteStore, withSessions } from "@tessera/sessions";
+ *
+ * const durable = new SqliteStore({ path: ":memory:" });
+ * const store = new CachedStore(new MemoryStore({ maxEntries: 50_000 }), durable);
+ * const handler = withSessions(() => new Response("ok"), { store });
+ * durable.close();
+ * ```
+ */
+export class CachedStore implements SessionStore {
+  /**
+   * The fast store in front.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const cache = new MemoryStore();
+   * assert.equal(new CachedStore(cache, new MemoryStore()).cache, cache);
+   * ```
+   */
+  readonly cache: SessionStore;
+  /**
+   * The store that keeps sessions and decides.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const durable = new MemoryStore();
+   * assert.equal(new CachedStore(new MemoryStore(), durable).durable, durable);
+   * ```
+   */
+  readonly durable: SessionStore;
+  #logger: Logger = console;
+
+  /**
+   * Puts `cache` in front of `durable`.
+   *
+   * @throws {TypeError} when either is not a session store, or both are the
+   * same store.
+   * @example
+   * ```ts
+   * import { CachedStore, MemoryStore, SqliteStore } from "@tessera/sessions";
+   *
+   * const durable = new SqliteStore({ path: ":memory:" });
+   * const store = new CachedStore(new MemoryStore(), durable);
+   * durable.close();
+   * ```
+   */
+  constructor(cache: SessionStore, durable: SessionStore) {
+    for (const [name, store] of [["cache", cache], ["durable", durable]] as const) {
+      if (!isStore(store)) {
+        throw new TypeError(
+          `Cannot create a CachedStore as '${name}' must be a session store such as new MemoryStore() or new SqliteStore(...)`,
+        );
+      }
+    }
+    if (cache === durable) {
+      throw new TypeError(
+        "Cannot create a CachedStore as 'cache' and 'durable' are the same store: give it two",
+      );
+    }
+    this.cache = cache;
+    this.durable = durable;
+  }
+
+  /**
+   * Whether the durable store's records expire by themselves.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * assert.equal(new CachedStore(new MemoryStore(), new MemoryStore()).expiresOnItsOwn, false);
+   * ```
+   */
+  get expiresOnItsOwn(): boolean {
+    return this.durable.expiresOnItsOwn ?? false;
+  }
+
+  /**
+   * Whether a cookie value can be a key of the durable store.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const store = new CachedStore(new MemoryStore(), new MemoryStore());
+   * assert.equal(store.isValidKey("../etc/passwd"), false);
+   * ```
+   */
+  isValidKey(value: string): boolean {
+    const durable = this.durable;
+    return durable.isValidKey === undefined ? isValidKey(value) : durable.isValidKey(value);
+  }
+
+  /**
+   * Passes the settings of `withSessions` to both stores, and keeps its
+   * logger for cache failures.
+   *
+   * @example
+   * ```ts
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const store = new CachedStore(new MemoryStore(), new MemoryStore());
+   * store.configure({ cookieName: "sid", cookieAge: 60, secrets: [], logger: console });
+   * ```
+   */
+  configure(settings: StoreSettings): void {
+    this.cache.configure?.(settings);
+    this.durable.configure?.(settings);
+    this.#logger = settings.logger;
+  }
+
+  /**
+   * The session from the cache, or else from the durable store (and then
+   * kept in the cache), or `null`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const store = new CachedStore(new MemoryStore(), new MemoryStore());
+   * assert.equal(await store.load("abcdefgh12345678"), null);
+   * ```
+   */
+  async load(key: string): Promise<StoredSession | null> {
+    try {
+      const cached = await this.cache.load(key);
+      if (cached !== null) return cached;
+    } catch (error) {
+      // Django counts any cache error as a miss (#17810).
+      this.#readFailed(error);
+    }
+    const record = await this.durable.load(key);
+    if (record !== null) {
+      try {
+        // Create-only: a fill never overwrites what a concurrent save wrote.
+        await this.cache.save(key, record, true);
+      } catch (error) {
+        if (!(error instanceof SessionExistsError)) this.#saveFailed(error);
+      }
+    }
+    return record;
+  }
+
+  /**
+   * Whether a session exists under `key`: a live copy in the cache answers
+   * without asking the durable store, which answers otherwise.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const store = new CachedStore(new MemoryStore(), new MemoryStore());
+   * assert.equal(await store.exists("abcdefgh12345678"), false);
+   * ```
+   */
+  async exists(key: string): Promise<boolean> {
+    try {
+      // A live cached copy settles it. The cache's own exists() could count
+      // a copy that expired, which the durable store may have swept.
+      if (await this.cache.load(key) !== null) return true;
+    } catch (error) {
+      this.#readFailed(error);
+    }
+    return await this.durable.exists(key);
+  }
+
+  /**
+   * Stores `record` under a new key picked by the durable store, then
+   * caches it.
+   *
+   * @example
+   * ```ts
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const store = new CachedStore(new MemoryStore(), new MemoryStore());
+   * await store.create({ data: "{}", expiresAt: Date.now() + 60_000 });
+   * ```
+   */
+  async create(record: StoredSession): Promise<string> {
+    const key = await this.durable.create(record);
+    await this.#cacheSet(key, record, false);
+    return key;
+  }
+
+  /**
+   * Stores `record` in the durable store, then in the cache.
+   *
+   * @example
+   * ```ts
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const store = new CachedStore(new MemoryStore(), new MemoryStore());
+   * await store.save("abcdefgh12345678", { data: "{}", expiresAt: Date.now() + 60_000 }, true);
+   * ```
+   */
+  async save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
+    let savedKey: string;
+    try {
+      savedKey = await this.durable.save(key, record, mustCreate);
+    } catch (error) {
+      // Deleted from the durable store behind the cache's back: the cached
+      // copy must not keep the session alive.
+      if (error instanceof SessionInterruptedError) await this.cache.delete(key).catch(() => {});
+      throw error;
+    }
+    await this.#cacheSet(savedKey, record, !mustCreate);
+    return savedKey;
+  }
+
+  /**
+   * Deletes the session from the durable store, then from the cache.
+   *
+   * @throws {Error} when either store fails: a session left in the cache
+   * would outlive its logout.
+   * @example
+   * ```ts
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * await new CachedStore(new MemoryStore(), new MemoryStore()).delete("abcdefgh12345678");
+   * ```
+   */
+  async delete(key: string): Promise<void> {
+    await this.durable.delete(key);
+    await this.cache.delete(key);
+  }
+
+  /**
+   * Removes expired sessions from the durable store; cached copies expire
+   * by themselves.
+   *
+   * @returns How many the durable store removed.
+   * @example
+   * ```ts
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const removed = await new CachedStore(new MemoryStore(), new MemoryStore()).clearExpired();
+   * ```
+   */
+  clearExpired(): Promise<number> {
+    return this.durable.clearExpired();
+  }
+
+  // The store interface has no unconditional set: try the likely write,
+  // then the other one. What cannot be cached is dropped from the cache, so
+  // that an older cached copy is not served in its place.
+  async #cacheSet(key: string, record: StoredSession, present: boolean): Promise<void> {
+    const cache = this.cache;
+    try {
+      try {
+        await cache.save(key, record, !present);
+      } catch (error) {
+        const missed = present
+          ? error instanceof SessionInterruptedError
+          : error instanceof SessionExistsError;
+        if (!missed) throw error;
+        await cache.save(key, record, present);
+      }
+    } catch (error) {
+      this.#saveFailed(error);
+      await cache.delete(key).catch(() => {});
+    }
+  }
+
+  // Django's words, logged at its level (logger.exception).
+  #saveFailed(error: unknown): void {
+    this.#logger.error(`Error saving to cache (${storeName(this.cache)})`, error);
+  }
+
+  // Django says nothing here; a warning tells that the cache is not helping.
+  #readFailed(error: unknown): void {
+    const name = error instanceof Error ? error.name : typeof error;
+    this.#logger.warn(
+      `Error reading from cache (${storeName(this.cache)}): ${name}; the durable store answered`,
+    );
+  }
+}
+
+function isStore(value: unknown): value is SessionStore {
+  const store = value as Record<string, unknown> | null;
+  return typeof store === "object" && store !== null &&
+    ["load", "exists", "create", "save", "delete", "clearExpired"].every((method) =>
+      typeof store[method] === "function"
+    );
+}
+
+function storeName(store: SessionStore): string {
+  return (store as { constructor?: { name?: string } }).constructor?.name ?? "cache";
+}

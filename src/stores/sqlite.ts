@@ -1,0 +1,432 @@
+/**
+ * Sessions in an SQLite database file (Django's `backends.db`), on the
+ * `node:sqlite` module that Deno and Bun both provide.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { isValidKey } from "../_key.ts";
+import { SessionExistsError, SessionInterruptedError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import {
+  createWithUniqueKey,
+  type SessionStore,
+  type StoredSession,
+  type StoreSettings,
+} from "./store.ts";
+
+/**
+ * Options of {@link SqliteStore}.
+ *
+ * @example
+ * ```ts
+ * import { SqliteStore, type SqliteStoreOptions } from "@tessera/sessions";
+ *
+ * const options: SqliteStoreOptions = { path: ":memory:", table: "django_session" };
+ * new SqliteStore(options).close();
+ * ```
+ */
+export interface SqliteStoreOptions {
+  /**
+   * The database file, created if missing (its directory must exist), or
+   * `":memory:"` for a database that lives and dies with the store.
+   *
+   * @example
+   * ```ts
+   * const path = "./sessions.sqlite3";
+   * ```
+   */
+  path: string;
+  /**
+   * The table of the sessions, created with its index if missing: a letter
+   * or `_`, then letters, digits and `_`.
+   *
+   * @default {"django_session"}
+   * @example
+   * ```ts
+   * const table = "myapp_session";
+   * ```
+   */
+  table?: string;
+  /**
+   * How long a write waits, in milliseconds, for another connection or
+   * process holding the database's write lock before it fails.
+   *
+   * @default {5000}
+   * @example
+   * ```ts
+   * const busyTimeout = 10_000;
+   * ```
+   */
+  busyTimeout?: number;
+}
+
+const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+// The latest instant Django's DateTimeField (Python's datetime) can hold.
+const MAX_EXPIRE_DATE = "9999-12-31 23:59:59.999999";
+
+// Django's SQLite backend writes str(datetime) in UTC: a fraction only when
+// the microseconds are not zero.
+const DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$/;
+
+/**
+ * Sessions as rows of an SQLite table laid out as Django's `django_session`
+ * (`session_key` varchar(40) primary key, `session_data` text,
+ * `expire_date` datetime, indexed), so that several server processes can
+ * share one database file, and a Django project can share the table.
+ *
+ * The database runs in WAL mode, so readers never wait for a writer, with a
+ * busy timeout so that processes take turns to write. Statements are
+ * prepared once. `expire_date` is written in Django's format (UTC
+ * `YYYY-MM-DD HH:MM:SS.ffffff`) and compared in SQL: a load never returns an
+ * expired row, and `clearExpired()` is one indexed `DELETE`.
+ * `session_data` holds the serialized data as it is; Django's holds it
+ * signed with `SECRET_KEY`.
+ *
+ * `node:sqlite` is synchronous: a query blocks the event loop while it runs,
+ * which on a local file is microseconds, but a write that waits for another
+ * process's lock waits up to `busyTimeout`. Under Deno, grant
+ * `--allow-read` and `--allow-write` for the file and its `-wal` and `-shm`
+ * companions (its directory).
+ *
+ * @example Sessions in a database file
+ * ```ts
+ * import { SqliteStore, withSessions } from "@tessera/sessions";
+ *
+ * const store = new SqliteStore({ path: `${Deno.makeTempDirSync()}/sessions.sqlite3` });
+ * const handler = withSessions(() => new Response("ok"), { store });
+ * store.close();
+ * ```
+ */
+export class SqliteStore implements SessionStore {
+  /**
+   * The database file.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * assert.equal(store.path, ":memory:");
+   * store.close();
+   * ```
+   */
+  readonly path: string;
+  /**
+   * The table of the sessions.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * assert.equal(store.table, "django_session");
+   * store.close();
+   * ```
+   */
+  readonly table: string;
+  readonly #db: DatabaseSync;
+  readonly #load: StatementSync;
+  readonly #exists: StatementSync;
+  readonly #insert: StatementSync;
+  readonly #update: StatementSync;
+  readonly #delete: StatementSync;
+  readonly #clearExpired: StatementSync;
+  #logger: Logger = console;
+
+  /**
+   * Opens (or creates) the database and the table.
+   *
+   * @throws {TypeError} when `path` is not a non-empty string or `table` is
+   * not an identifier.
+   * @throws {RangeError} when `busyTimeout` is not a non-negative whole number.
+   * @throws {Error} when the database cannot be opened.
+   * @example
+   * ```ts
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:", table: "sessions" });
+   * store.close();
+   * ```
+   */
+  constructor(options: SqliteStoreOptions) {
+    const path = options?.path;
+    if (typeof path !== "string" || path === "") {
+      throw new TypeError(
+        `Cannot create a SqliteStore as 'path' must be a database file name or ":memory:": current value is ${
+          JSON.stringify(path)
+        }`,
+      );
+    }
+    const table = options.table ?? "django_session";
+    if (typeof table !== "string" || !TABLE_PATTERN.test(table)) {
+      throw new TypeError(
+        `Cannot create a SqliteStore as 'table' must be a letter or '_' followed by up to 62 letters, digits and '_': current value is ${
+          JSON.stringify(table)
+        }`,
+      );
+    }
+    const busyTimeout = options.busyTimeout ?? 5000;
+    if (!Number.isSafeInteger(busyTimeout) || busyTimeout < 0) {
+      throw new RangeError(
+        `Cannot create a SqliteStore as 'busyTimeout' must be a non-negative whole number of milliseconds: current value is ${busyTimeout}`,
+      );
+    }
+    this.path = path;
+    this.table = table;
+    try {
+      this.#db = new DatabaseSync(path, { timeout: busyTimeout });
+    } catch (error) {
+      throw new Error(
+        `Cannot open the session database '${path}': ${
+          messageOf(error)
+        }: check that its directory exists and can be written`,
+        { cause: error },
+      );
+    }
+    try {
+      this.#db.exec("PRAGMA journal_mode = WAL");
+      // Django's migration for django.contrib.sessions, made idempotent.
+      const quoted = `"${table}"`;
+      this.#db.exec(
+        `CREATE TABLE IF NOT EXISTS ${quoted} ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" datetime NOT NULL)`,
+      );
+      this.#db.exec(
+        `CREATE INDEX IF NOT EXISTS "${indexName(table)}" ON ${quoted} ("expire_date")`,
+      );
+      const db = this.#db;
+      this.#load = db.prepare(
+        `SELECT session_data, expire_date FROM ${quoted} WHERE session_key = ? AND expire_date > ?`,
+      );
+      this.#exists = db.prepare(`SELECT 1 FROM ${quoted} WHERE session_key = ?`);
+      this.#insert = db.prepare(
+        `INSERT INTO ${quoted} (session_key, session_data, expire_date) VALUES (?, ?, ?) ON CONFLICT (session_key) DO NOTHING`,
+      );
+      this.#update = db.prepare(
+        `UPDATE ${quoted} SET session_data = ?, expire_date = ? WHERE session_key = ?`,
+      );
+      this.#delete = db.prepare(`DELETE FROM ${quoted} WHERE session_key = ?`);
+      this.#clearExpired = db.prepare(`DELETE FROM ${quoted} WHERE expire_date < ?`);
+    } catch (error) {
+      this.#db.close();
+      throw new Error(
+        `Cannot set up the session table '${table}' in '${path}': ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Keeps the logger of `withSessions`, for rows it cannot read.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * store.configure({ cookieName: "sid", cookieAge: 60, secrets: [], logger: console });
+   * store.close();
+   * ```
+   */
+  configure(settings: StoreSettings): void {
+    this.#logger = settings.logger;
+  }
+
+  /**
+   * The live session stored under `key`, or `null`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * assert.equal(await store.load("unknownkey123"), null);
+   * store.close();
+   * ```
+   */
+  load(key: string): Promise<StoredSession | null> {
+    if (!isValidKey(key)) return Promise.resolve(null);
+    return this.#run("read a session", () => {
+      const row = this.#load.get(key, toExpireDate(Date.now())) as
+        | { session_data: unknown; expire_date: unknown }
+        | undefined;
+      if (row === undefined) return null;
+      const expiresAt = fromExpireDate(row.expire_date);
+      if (typeof row.session_data !== "string" || expiresAt === null) {
+        this.#logger.warn(`A corrupt session row in table '${this.table}' was ignored`);
+        return null;
+      }
+      return { data: row.session_data, expiresAt };
+    });
+  }
+
+  /**
+   * Whether a row exists for `key`, expired or not (as Django's `exists`).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * assert.equal(await store.exists("abcdefgh12345678"), false);
+   * store.close();
+   * ```
+   */
+  exists(key: string): Promise<boolean> {
+    if (!isValidKey(key)) return Promise.resolve(false);
+    return this.#run("check a session", () => this.#exists.get(key) !== undefined);
+  }
+
+  /**
+   * Inserts `record` under a new key.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * await store.create({ data: "{}", expiresAt: Date.now() + 60_000 });
+   * store.close();
+   * ```
+   */
+  create(record: StoredSession): Promise<string> {
+    return createWithUniqueKey((key) => this.save(key, record, true));
+  }
+
+  /**
+   * Inserts (`mustCreate`) or updates the row of `key`.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * await store.save("abcdefgh12345678", { data: "{}", expiresAt: Date.now() + 60_000 }, true);
+   * store.close();
+   * ```
+   */
+  save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
+    if (!isValidKey(key)) {
+      return Promise.reject(
+        new TypeError("Cannot save a session as the key is not a session key"),
+      );
+    }
+    return this.#run("write a session", () => {
+      const expireDate = toExpireDate(record.expiresAt);
+      if (mustCreate) {
+        const result = this.#insert.run(key, record.data, expireDate);
+        if (Number(result.changes) === 0) throw new SessionExistsError();
+      } else {
+        // Django's UpdateError: a row another request deleted stays deleted.
+        const result = this.#update.run(record.data, expireDate, key);
+        if (Number(result.changes) === 0) throw new SessionInterruptedError();
+      }
+      return key;
+    });
+  }
+
+  /**
+   * Deletes the row of `key`, if any.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * await store.delete("abcdefgh12345678");
+   * store.close();
+   * ```
+   */
+  delete(key: string): Promise<void> {
+    if (!isValidKey(key)) return Promise.resolve();
+    return this.#run("delete a session", () => {
+      this.#delete.run(key);
+    });
+  }
+
+  /**
+   * Deletes every expired row in one statement on the `expire_date` index.
+   *
+   * @returns How many rows it deleted.
+   * @example
+   * ```ts
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * const removed = await store.clearExpired();
+   * store.close();
+   * ```
+   */
+  clearExpired(): Promise<number> {
+    return this.#run(
+      "delete expired sessions",
+      () => Number(this.#clearExpired.run(toExpireDate(Date.now())).changes),
+    );
+  }
+
+  /**
+   * Closes the database; the store cannot be used after it.
+   *
+   * @example
+   * ```ts
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * new SqliteStore({ path: ":memory:" }).close();
+   * ```
+   */
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  #run<T>(action: string, body: () => T): Promise<T> {
+    try {
+      return Promise.resolve(body());
+    } catch (error) {
+      if (error instanceof SessionExistsError || error instanceof SessionInterruptedError) {
+        return Promise.reject(error);
+      }
+      // SQLite's messages name tables and constraints, never bound values,
+      // so a session key cannot leak through them.
+      return Promise.reject(
+        new Error(`Cannot ${action} in the SQLite database '${this.path}': ${messageOf(error)}`, {
+          cause: error,
+        }),
+      );
+    }
+  }
+}
+
+/** Django's name for the index on `expire_date`: table_column_ + 8 hex of an MD5. */
+function indexName(table: string): string {
+  const digest = createHash("md5").update(table).update("expire_date").digest("hex");
+  return `${table}_expire_date_${digest.slice(0, 8)}`;
+}
+
+function toExpireDate(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  if (iso.length !== 24) return ms > 0 ? MAX_EXPIRE_DATE : "0000-01-01 00:00:00.000000";
+  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}000`;
+}
+
+function fromExpireDate(value: unknown): number | null {
+  const match = typeof value === "string" ? DATE_PATTERN.exec(value) : null;
+  if (match === null) return null;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as number[];
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not read years 0-99 as 1900-1999.
+  date.setUTCFullYear(year!, month! - 1, day!);
+  date.setUTCHours(hour!, minute!, second!);
+  // Whole milliseconds, as every store keeps them; Django's microseconds are cut.
+  return date.getTime() + Number((match[7] ?? "").padEnd(3, "0").slice(0, 3));
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
