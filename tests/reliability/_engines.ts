@@ -3,7 +3,7 @@
 // disk, a killed process writing files) loops over ENGINES, so a new engine
 // joins the load, fuzz and hygiene tests by adding its line here.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FileStore, MemoryStore, type SessionStore } from "../../mod.ts";
 
@@ -30,6 +30,8 @@ export interface Engine {
   open(root: string): OpenEngine;
 }
 
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
 export const ENGINES: readonly Engine[] = [
   {
     name: "FileStore",
@@ -45,6 +47,8 @@ export const ENGINES: readonly Engine[] = [
           file.set(head);
           file.set(data, head.length);
           writeFileSync(store.fileOf(key), file);
+          // The engine's sweeper reads the expiry from the modification time.
+          utimesSync(store.fileOf(key), new Date(), new Date(expiresAt));
           return Promise.resolve();
         },
         close: () => Promise.resolve(),
@@ -58,10 +62,10 @@ export const ENGINES: readonly Engine[] = [
       return {
         store,
         // The memory engine keeps the serialized text: the bytes become
-        // text as a file's would when read.
+        // text as a file's would when read, byte order mark included.
         async plant(key, data, expiresAt) {
           await store.delete(key);
-          await store.save(key, { data: new TextDecoder().decode(data), expiresAt }, true);
+          await store.save(key, { data: decoder.decode(data), expiresAt }, true);
         },
         close: () => Promise.resolve(),
       };
