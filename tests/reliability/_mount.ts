@@ -8,7 +8,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 function mount(args: string[]): void {
-  execFileSync("mount", args, { stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    execFileSync("mount", args, { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (error) {
+    // No stand-in is honest here: as root chmod proves nothing, and a file
+    // size limit would kill the test runner. The machine must allow mounts.
+    throw new Error(
+      `Cannot run 'mount ${
+        args.join(" ")
+      }': the storage fault tests need root with mount permission, as CI has: ${
+        String((error as { stderr?: unknown }).stderr ?? error).trim()
+      }`,
+    );
+  }
 }
 
 /** A mounted file system under a directory of its own; `unmount()` undoes it. */

@@ -15,6 +15,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import { FileStore, getSession, withSessions } from "../../mod.ts";
 import { Browser } from "../_browser.ts";
 import { RecordingLogger } from "../_config.ts";
@@ -103,6 +104,8 @@ describe("FileStore on a full file system (a real tmpfs, filled)", () => {
       "no temp file or half-written session is left",
     );
 
+    assert.ok(!inspect(logger.errors).includes(key), "no session key in the log");
+
     rmSync(filler);
     assert.equal((await browser.text("/set?v=new")).body, "new", "service comes back with space");
     assert.equal((await browser.text("/read")).body, "new");
@@ -150,6 +153,7 @@ describe("FileStore on a read-only file system (a real read-only bind mount)", (
       await assert.rejects(store.clearExpired(), /EROFS/, "the sweeper does not report 0 removed");
       assert.equal(logger.errors.length, 3);
       assert.equal(readdirSync(mount.path).filter((name) => SESSION_FILE.test(name)).length, 2);
+      assert.ok(!inspect(logger.errors).includes(key), "no session key in the log");
     } finally {
       mount.setReadOnly(false);
     }
