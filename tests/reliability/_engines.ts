@@ -3,7 +3,8 @@
 // disk, a killed process writing files) loops over ENGINES, so a new engine
 // joins the load, fuzz and hygiene tests by adding its line here.
 
-import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileStore, MemoryStore, type SessionStore } from "../../mod.ts";
 
@@ -29,6 +30,14 @@ export interface Engine {
    */
   open(root: string): OpenEngine;
 }
+
+/**
+ * Where the load and fuzz tests keep their stores: on Linux the
+ * memory-backed /dev/shm. What they check (no lost update, no escaping
+ * path) does not depend on the medium, and a write there costs a fraction
+ * of a shared disk's; the crash and storage fault tests use real disks.
+ */
+export const SCRATCH: string = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
 
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 

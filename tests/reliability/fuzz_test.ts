@@ -9,7 +9,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -19,7 +18,6 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createConnection } from "node:net";
-import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import fc from "fast-check";
 import {
@@ -33,7 +31,7 @@ import {
 } from "../../mod.ts";
 import { RecordingLogger } from "../_config.ts";
 import { RUNTIME, serve } from "../_server.ts";
-import { type Engine, ENGINES, type OpenEngine } from "./_engines.ts";
+import { type Engine, ENGINES, type OpenEngine, SCRATCH } from "./_engines.ts";
 import {
   type Action,
   action,
@@ -56,9 +54,6 @@ const STORED_KEYS = [...LIVE_KEYS, ...EXPIRED_KEYS, ...CORRUPT_KEYS];
 // The key the stored-contents properties plant their bytes under.
 const CONTENT_KEY = "content0".padEnd(32, "0");
 const SESSION_NAME = /^sessionid[a-z0-9]{8,40}$/;
-// The properties are about names and bytes, not durability: on Linux they
-// run in the memory-backed /dev/shm, where a write costs a quarter of a disk's.
-const SCRATCH = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
 
 // The configurations requests are handled with, and the attributes their
 // cookies must carry: spelled out here, not taken from the code under test.

@@ -6,12 +6,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getSession, withSessions } from "../../mod.ts";
 import { RecordingLogger } from "../_config.ts";
 import { RUNTIME, serve } from "../_server.ts";
-import { ENGINES } from "./_engines.ts";
+import { ENGINES, SCRATCH } from "./_engines.ts";
 
 const CLIENTS = 200;
 const INCREMENTS = 200;
@@ -73,7 +72,7 @@ function sum(results: ClientResult[], field: Count): number {
 for (const engine of ENGINES) {
   describe(`${engine.name} under load`, () => {
     it(`loses no write: ${CLIENTS} clients doing ${INCREMENTS} sequential increments each, all at once, on a real server`, async () => {
-      const root = mkdtempSync(join(tmpdir(), "tessera-load-"));
+      const root = mkdtempSync(join(SCRATCH, "tessera-load-"));
       const opened = engine.open(root);
       const logger = new RecordingLogger();
       let handled = 0;
