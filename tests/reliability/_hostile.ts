@@ -103,6 +103,11 @@ export const sessionValue: fc.Arbitrary<string> = fc.oneof(
       "../../../../etc/passwd",
       `../sessionid${DECOY_KEY}`,
       `..%2Fsessionid${DECOY_KEY}`,
+      // Appended to a file prefix, these climb one, two and three levels.
+      `/../../sessionid${DECOY_KEY}`,
+      `/../../../sessionid${DECOY_KEY}`,
+      `/../../../../sessionid${DECOY_KEY}`,
+      "/../../decoy",
       "/etc/passwd",
       "..\\..\\windows",
       ".",

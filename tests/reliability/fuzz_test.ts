@@ -127,8 +127,8 @@ interface Seen {
   items: [string, unknown][];
 }
 
-/** Files under `root` with their size, mtime and content, except the store's session files. */
-function snapshot(root: string): Map<string, string> {
+/** Files under `root` with their size, mtime and content, except the session files in `store`. */
+function snapshot(root: string, store: string): Map<string, string> {
   const files = new Map<string, string>();
   const walk = (dir: string) => {
     for (const name of readdirSync(dir)) {
@@ -138,7 +138,7 @@ function snapshot(root: string): Map<string, string> {
       if (info.isDirectory()) {
         files.set(rel, "directory");
         walk(path);
-      } else if (!(dir === join(root, "store") && SESSION_NAME.test(name))) {
+      } else if (!(dir === store && SESSION_NAME.test(name))) {
         files.set(rel, `${info.size} ${info.mtimeMs} ${readFileSync(path, "base64")}`);
       }
     }
@@ -150,6 +150,7 @@ function snapshot(root: string): Map<string, string> {
 /** One engine with its known sessions, decoys around it, and a handler per configuration. */
 class Harness {
   readonly root = mkdtempSync(join(SCRATCH, "tessera-fuzz-"));
+  readonly storeDir: string;
   readonly opened: OpenEngine;
   readonly store: SessionStore;
   readonly logger = new RecordingLogger();
@@ -162,16 +163,22 @@ class Harness {
   adopted = 0;
 
   private constructor(engine: Engine) {
-    this.opened = engine.open(this.root);
+    // The store lives three levels below the checked root, so that a path
+    // climbing out of it by up to three levels still lands in the snapshot.
+    const home = join(this.root, "up2", "up1");
+    this.storeDir = join(home, "store");
+    mkdirSync(this.storeDir, { recursive: true });
+    this.opened = engine.open(home);
     this.store = this.opened.store;
-    // A live-looking session one level up and beside the store, under the
-    // names a path that escaped the store's directory would reach.
+    // Live-looking sessions above and beside the store, under the names a
+    // path that escaped the store's directory would reach.
     const decoy = `${Date.now() + HOUR}\n{"decoy":true}`;
-    mkdirSync(join(this.root, "store"), { recursive: true });
-    writeFileSync(join(this.root, `sessionid${DECOY_KEY}`), decoy);
-    writeFileSync(join(this.root, `sessionid${LIVE_KEYS[0]}`), decoy);
-    writeFileSync(join(this.root, "decoy"), decoy);
-    writeFileSync(join(this.root, "store", "decoy"), decoy);
+    for (const dir of [home, join(this.root, "up2"), this.root]) {
+      writeFileSync(join(dir, `sessionid${DECOY_KEY}`), decoy);
+      writeFileSync(join(dir, `sessionid${LIVE_KEYS[0]}`), decoy);
+      writeFileSync(join(dir, "decoy"), decoy);
+    }
+    writeFileSync(join(this.storeDir, "decoy"), decoy);
     const handle = async (req: Request): Promise<Response> => {
       const doing = this.doing;
       this.seen = undefined;
@@ -194,7 +201,7 @@ class Harness {
     this.handlers = CONFIGS.map(({ options }) =>
       withSessions(handle, { ...options, store: this.store, logger: this.logger })
     );
-    this.before = snapshot(this.root);
+    this.before = snapshot(this.root, this.storeDir);
   }
 
   static async open(engine: Engine): Promise<Harness> {
@@ -232,7 +239,11 @@ class Harness {
 
   /** The directory check: nothing outside the store changed, no stray file inside it. */
   async finish(): Promise<void> {
-    assert.deepEqual(snapshot(this.root), this.before, "nothing outside the session files changed");
+    assert.deepEqual(
+      snapshot(this.root, this.storeDir),
+      this.before,
+      "nothing outside the session files changed",
+    );
     for (const key of LIVE_KEYS) {
       assert.ok(await this.store.load(key), `the known session ${key} is still there`);
     }
