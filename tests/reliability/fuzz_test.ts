@@ -6,7 +6,7 @@
 // prints the seed and the path of a failing case, and TESSERA_FUZZ_SEED
 // replays it.
 
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   mkdirSync,
@@ -161,6 +161,7 @@ class Harness {
   changeLoadedOnly = false;
   seen: Seen | undefined;
   adopted = 0;
+  disposed = false;
 
   private constructor(engine: Engine) {
     // The store lives three levels below the checked root, so that a path
@@ -206,8 +207,17 @@ class Harness {
 
   static async open(engine: Engine): Promise<Harness> {
     const harness = new Harness(engine);
+    openHarnesses.push(harness);
     for (const key of STORED_KEYS) await harness.reset(key);
     return harness;
+  }
+
+  /** Releases the engine and removes the directory, once; also after a failure. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.opened.close();
+    rmSync(this.root, { recursive: true, force: true });
   }
 
   /** Puts a known key back as the test stored it. */
@@ -248,10 +258,14 @@ class Harness {
       assert.ok(await this.store.load(key), `the known session ${key} is still there`);
     }
     assert.equal(({} as { polluted?: unknown }).polluted, undefined, "no prototype was polluted");
-    await this.opened.close();
-    rmSync(this.root, { recursive: true, force: true });
+    await this.dispose();
   }
 }
+
+const openHarnesses: Harness[] = [];
+after(async () => {
+  for (const harness of openHarnesses) await harness.dispose();
+});
 
 function ownerOf(seen: Seen): unknown {
   return Object.fromEntries(seen.items).owner;
