@@ -10,6 +10,7 @@ export interface CookieAttributes {
 }
 
 const EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT";
+const LAST_HTTP_DATE = Date.UTC(9999, 11, 31, 23, 59, 59);
 
 /**
  * The value of the first cookie called `name` in a `Cookie` header, with
@@ -50,7 +51,8 @@ export function formatAttributes(attributes: CookieAttributes): string {
 
 /**
  * A Set-Cookie value for the session. `maxAge` null means a browser-session
- * cookie (no `Max-Age`, no `Expires`); a negative age is sent as 0.
+ * cookie (no `Max-Age`, no `Expires`); a negative age is sent as 0, one
+ * that would end after the year 9999 as the age that ends with it.
  */
 export function sessionCookie(
   name: string,
@@ -59,8 +61,13 @@ export function sessionCookie(
   attributes: string,
 ): string {
   if (maxAge === null) return `${name}=${value}${attributes}`;
-  const seconds = Math.max(0, Math.floor(maxAge));
-  const expires = new Date(Date.now() + seconds * 1000).toUTCString();
+  const now = Date.now();
+  // Browsers read only four-digit years (RFC 6265 section 5.1.1); a longer
+  // age, which only a huge setExpiry() or a tampered session can ask for,
+  // would give "Expires=Invalid Date" or a year past 9999.
+  const longest = Math.floor((LAST_HTTP_DATE - now) / 1000);
+  const seconds = Math.max(0, Math.min(Math.floor(maxAge), longest));
+  const expires = new Date(now + seconds * 1000).toUTCString();
   return `${name}=${value}; Expires=${expires}; Max-Age=${seconds}${attributes}`;
 }
 

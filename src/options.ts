@@ -48,7 +48,8 @@ export interface SessionOptions {
   /**
    * The cookie's name (`SESSION_COOKIE_NAME`), also the file engine's file
    * name prefix. A `__Host-` name requires `cookieSecure`, path `/` and no
-   * domain; a `__Secure-` name requires `cookieSecure`.
+   * domain; a `__Secure-` name requires `cookieSecure`; browsers read both
+   * prefixes in any letter case, and so does this check.
    *
    * @default {"sessionid"}
    * @example
@@ -278,10 +279,13 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
       cookieSameSite,
     );
   }
-  if (cookieName.startsWith("__Secure-") && !cookieSecure) {
+  // Browsers match the prefixes in any letter case (RFC 6265bis, after
+  // httpwg/http-extensions#2231): "__host-id" is held to "__Host-" rules.
+  const prefix = cookieName.toLowerCase();
+  if (prefix.startsWith("__secure-") && !cookieSecure) {
     invalid("cookieSecure", "true for a cookie named '__Secure-…'", cookieSecure);
   }
-  if (cookieName.startsWith("__Host-")) {
+  if (prefix.startsWith("__host-")) {
     if (!cookieSecure) invalid("cookieSecure", "true for a cookie named '__Host-…'", cookieSecure);
     if (cookiePath !== "/") invalid("cookiePath", "'/' for a cookie named '__Host-…'", cookiePath);
     if (cookieDomain !== undefined) {

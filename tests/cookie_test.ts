@@ -70,6 +70,18 @@ describe("sessionCookie() and deletionCookie()", () => {
     assert.match(sessionCookie("sessionid", "abc", -10, attributes), /Max-Age=0;/);
   });
 
+  it("caps an age that would end after the year 9999, never sending 'Expires=Invalid Date'", () => {
+    // A tampered stored expiry or setExpiry(Number.MAX_SAFE_INTEGER) asks for this.
+    for (const age of [Number.MAX_SAFE_INTEGER, 8_640_000_000_000, 300_000_000_000]) {
+      const header = sessionCookie("sessionid", "abc", age, attributes);
+      const match = /; Expires=([^;]+); Max-Age=(\d+);/.exec(header);
+      assert.ok(match, header);
+      assert.match(match[1]!, /^Fri, 31 Dec 9999 23:59:5\d GMT$/);
+      const end = Date.parse(match[1]!);
+      assert.ok(Math.abs(Date.now() + Number(match[2]) * 1000 - end) < 2000, header);
+    }
+  });
+
   it("deletes with the same path, domain and SameSite (Django test_session_delete_on_end)", () => {
     assert.equal(
       deletionCookie(

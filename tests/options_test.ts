@@ -36,6 +36,24 @@ describe("withSessions() options", () => {
     withSessions(handler, { cookieSameSite: "strict" as "Strict" });
   });
 
+  it("enforces the name prefixes in any letter case, as browsers match them (RFC 6265bis)", () => {
+    rejects({ cookieName: "__secure-id" }, "TypeError", /'cookieSecure' must be true/);
+    rejects({ cookieName: "__SECURE-id" }, "TypeError", /'cookieSecure' must be true/);
+    rejects({ cookieName: "__host-id" }, "TypeError", /'cookieSecure' must be true/);
+    rejects(
+      { cookieName: "__HoSt-id", cookieSecure: true, cookiePath: "/app" },
+      "TypeError",
+      /'cookiePath' must be '\/'/,
+    );
+    rejects(
+      { cookieName: "__HOST-id", cookieSecure: true, cookieDomain: "example.com" },
+      "TypeError",
+      /'cookieDomain' must be unset/,
+    );
+    withSessions(handler, { cookieName: "__host-id", cookieSecure: true });
+    withSessions(handler, { cookieName: "secure-id" });
+  });
+
   it("rejects SameSite=None without Secure", () => {
     rejects(
       { cookieSameSite: "None" },

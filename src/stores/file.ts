@@ -357,17 +357,23 @@ export class FileStore implements SessionStore {
   async #removeIfExpired(file: string): Promise<boolean> {
     const now = Date.now();
     const before = await stat(file).catch(() => null);
-    if (before === null || before.mtimeMs > now) return false;
+    // Only a regular file is a session: a directory that carries a session's
+    // name is not the sweeper's to move or remove.
+    if (before === null || !before.isFile() || before.mtimeMs > now) return false;
     const aside = `${file}${TEMP_MARK}sweep${generateKey().slice(0, 8)}`;
+    // The file system's own errors name the file, and so the key.
+    const fail = (error: unknown): never => {
+      throw fileError("remove an expired session file", this.path, error);
+    };
     try {
       await rename(file, aside);
     } catch (error) {
       if (isMissing(error)) return false;
-      throw fileError("remove an expired session file", this.path, error);
+      fail(error);
     }
-    const taken = await stat(aside);
+    const taken = await stat(aside).catch(fail);
     if (taken.mtimeMs <= now) {
-      await unlink(aside);
+      await unlink(aside).catch(fail);
       return true;
     }
     try {
@@ -378,7 +384,7 @@ export class FileStore implements SessionStore {
         throw fileError("restore a live session file", this.path, error);
       }
     }
-    await unlink(aside);
+    await unlink(aside).catch(fail);
     return false;
   }
 

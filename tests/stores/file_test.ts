@@ -7,6 +7,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -160,6 +161,26 @@ describe("FileStore", () => {
     assert.deepEqual(readdirSync(dir).sort(), ["not-a-session", `sessionid${live}`].sort());
     assert.equal(await store.exists(expired), false);
     assert.equal(readFileSync(other, "utf8"), "keep me");
+  });
+
+  it("clearExpired() leaves alone a directory named like an expired session, naming no key", async () => {
+    const dir = freshDir();
+    const store = new FileStore({ path: dir });
+    const key = "abcdefgh12345678abcdefgh12345678";
+    const odd = join(dir, `sessionid${key}`);
+    mkdirSync(odd);
+    utimesSync(odd, new Date(0), new Date(0));
+    const expired = await store.create({ data: "{}", expiresAt: Date.now() - HOUR });
+    let removed: number | undefined;
+    try {
+      removed = await store.clearExpired();
+    } catch (error) {
+      assert.ok(!String(error).includes(key), "an error of the sweeper names the key");
+      throw error;
+    }
+    assert.equal(removed, 1, "the expired session is removed, the directory is not a session");
+    assert.deepEqual(readdirSync(dir), [`sessionid${key}`]);
+    assert.equal(await store.exists(expired), false);
   });
 
   it("clearExpired() keeps a session re-saved after it had expired", async () => {
