@@ -40,6 +40,12 @@ export interface Row {
   cpuUsPerRequest: number;
   /** req/s over the bare server of the same runtime; `null` when either is missing. */
   vsBare: number | null;
+  /**
+   * The bare server's CPU time per request over this row's: the same ratio
+   * when both servers use their core fully, and steadier when other work
+   * on the machine takes part of it.
+   */
+  cpuVsBare: number | null;
   /** For Tessera: the ratio to its peer (see PEERS), with the peer row. */
   vsPeer: { ratio: number; peer: Row } | null;
 }
@@ -64,6 +70,7 @@ export function buildRows(results: readonly PairResult[]): Row[] {
       cpuPercent: ok ? median(result.runs.map((run) => run.cpuPercent)) : 0,
       cpuUsPerRequest: ok ? median(result.runs.map((run) => run.cpuUsPerRequest)) : 0,
       vsBare: null,
+      cpuVsBare: null,
       vsPeer: null,
     };
   });
@@ -72,7 +79,10 @@ export function buildRows(results: readonly PairResult[]): Row[] {
     rows.find((row) => row.result.server.kind === "bare" && row.result.server.runtime === runtime);
   for (const row of rows) {
     const bare = bareOf(row.result.server.runtime);
-    if (measured(row) && measured(bare)) row.vsBare = row.rps / bare.rps;
+    if (measured(row) && measured(bare)) {
+      row.vsBare = row.rps / bare.rps;
+      if (row.cpuUsPerRequest > 0) row.cpuVsBare = bare.cpuUsPerRequest / row.cpuUsPerRequest;
+    }
   }
   for (const row of rows) {
     const { server, workload } = row.result;
@@ -155,13 +165,14 @@ export function resultsTable(rows: readonly Row[]): string {
     "CPU",
     "CPU µs/req",
     "vs bare",
+    "vs bare (CPU)",
     "vs peer",
   ];
   const body = rows.map((row) => {
     const { server, workload } = row.result;
     const start = [server.name, runtimeName(server.runtime), workload ?? "-"];
     if (row.result.failure !== null || row.rps === 0) {
-      return [...start, "failed", "", "", "", "", "", ""];
+      return [...start, "failed", "", "", "", "", "", "", ""];
     }
     return [
       ...start,
@@ -171,6 +182,7 @@ export function resultsTable(rows: readonly Row[]): string {
       `${row.cpuPercent.toFixed(0)}%`,
       row.cpuUsPerRequest.toFixed(0),
       row.vsBare === null ? "" : formatRatio(row.vsBare),
+      row.cpuVsBare === null ? "" : formatRatio(row.cpuVsBare),
       row.vsPeer === null ? "" : `${formatRatio(row.vsPeer.ratio)}x`,
     ];
   });

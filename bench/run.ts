@@ -553,7 +553,7 @@ function summary(
     `![req/s as a share of the bare server of the same runtime](${directory}/ratios.svg)`,
     resultsTable(rows),
     failuresText(rows),
-    `"req/s" is the median of the runs and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in this run. ${
+    `"req/s" is the median of the runs and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in this run; "vs bare (CPU)" divides the bare server's CPU time per request by the row's, which is the same ratio when both servers use their whole core, and holds up better when other work on the machine takes part of it. ${
       peersText(engines)
     }`,
     targetsText(checkTargets(rows)),

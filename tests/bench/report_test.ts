@@ -68,6 +68,18 @@ describe("buildRows()", () => {
     assert.equal(row("hono-deno").vsBare, 0.75);
   });
 
+  it("divides the bare server's CPU time per request by the row's", () => {
+    const cpu = (id: string, workload: Workload | null, us: number): PairResult => ({
+      ...result(id, workload, [1000]),
+      runs: [{ rps: 1000, p99Ms: 1, cpuPercent: 50, cpuUsPerRequest: us }],
+    });
+    const [, memory] = buildRows([
+      cpu("bare-bun", null, 10),
+      cpu("tessera-memory-bun", "read", 40),
+    ]);
+    assert.equal(memory?.cpuVsBare, 0.25);
+  });
+
   it("compares Tessera with its peer on the same runtime by plain req/s", () => {
     const memory = row("tessera-memory-deno");
     assert.equal(memory.vsPeer?.ratio, 11);
@@ -111,6 +123,7 @@ describe("resultsTable()", () => {
       "90%",
       "20",
       "0.55",
+      "1.00",
       "11.0x",
     ]);
   });
