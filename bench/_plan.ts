@@ -315,3 +315,30 @@ export function planPairs(
 export function pairLabel(pair: Pair): string {
   return `${pair.server.id} ${pair.workload ?? "-"}`;
 }
+
+/** One visit to a pair: a fresh server, its warm-up, and `runs` measured runs. */
+export interface Visit {
+  pair: Pair;
+  runs: number;
+}
+
+/**
+ * The order of the visits. A bare server's runs are spread over the whole
+ * run, one visit each (the first before everything else, the last after),
+ * since every ratio divides by it: its median then stands for the load the
+ * machine had throughout, not for the few seconds it was measured in. Every
+ * other pair is one visit with all its runs.
+ */
+export function schedule(pairs: readonly Pair[], runs: number): Visit[] {
+  const bare = pairs.filter((pair) => pair.server.kind === "bare");
+  const others = pairs.filter((pair) => pair.server.kind !== "bare");
+  const slots: Visit[][] = Array.from({ length: others.length + 1 }, () => []);
+  for (let run = 0; run < runs; run++) {
+    const slot = runs === 1 ? 0 : Math.round((run * others.length) / (runs - 1));
+    for (const pair of bare) slots[slot]!.push({ pair, runs: 1 });
+  }
+  return slots.flatMap((visits, index) => {
+    const other = others[index];
+    return other === undefined ? visits : [...visits, { pair: other, runs }];
+  });
+}

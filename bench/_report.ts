@@ -186,18 +186,8 @@ export function resultsTable(rows: readonly Row[]): string {
       row.vsPeer === null ? "" : `${formatRatio(row.vsPeer.ratio)}x`,
     ];
   });
-  return markdownTable(header, body, [
-    false,
-    false,
-    false,
-    true,
-    true,
-    true,
-    true,
-    true,
-    true,
-    true,
-  ]);
+  // The server, the runtime and the workload are text; the rest are figures.
+  return markdownTable(header, body, header.map((_, column) => column >= 3));
 }
 
 /** One target and whether the run met it. */

@@ -14,6 +14,7 @@ import {
   parseOptions,
   planPairs,
   type Runtime,
+  schedule,
   type ServerSpec,
   USAGE,
   type Workload,
@@ -303,8 +304,10 @@ function wrk(run: WrkRunOptions, until?: string): Promise<string> {
 
 // ---------------------------------------------------------------- measuring
 
+/** One visit: a fresh server, seeded, checked, warmed up, then `runs` measured runs. */
 async function measure(
   pair: Pair,
+  runs: number,
   options: Options,
   ticksPerSecond: number,
 ): Promise<PairResult> {
@@ -334,7 +337,7 @@ async function measure(
       scriptArgs: withCookies ? [cookieFile] : [],
     };
     if (options.warmup > 0) await wrk({ ...run, seconds: options.warmup });
-    for (let i = 0; i < options.runs; i++) {
+    for (let i = 0; i < runs; i++) {
       const ticks = server.cpuTicks();
       const started = performance.now();
       const wrkResult = parseWrk(
@@ -433,7 +436,15 @@ function versions(): string {
     version: string;
   };
   const commit = output("git", ["rev-parse", "--short", "HEAD"]);
-  const dirty = output("git", ["status", "--porcelain", "--", "src", "mod.ts", "bench"]) !==
+  const dirty = output("git", [
+    "status",
+    "--porcelain",
+    "--",
+    "src",
+    "mod.ts",
+    "bench",
+    ":(exclude)bench/results",
+  ]) !==
     "";
   const lines = [
     `tessera\t${own.version} (${commit}${dirty ? " with uncommitted changes" : ""})`,
@@ -553,7 +564,7 @@ function summary(
     `![req/s as a share of the bare server of the same runtime](${directory}/ratios.svg)`,
     resultsTable(rows),
     failuresText(rows),
-    `"req/s" is the median of the runs and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in this run; "vs bare (CPU)" divides the bare server's CPU time per request by the row's, which is the same ratio when both servers use their whole core, and holds up better when other work on the machine takes part of it. ${
+    `"req/s" is the median of the runs and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in this run, whose runs are spread over the whole run (the first at its start, the last at its end); "vs bare (CPU)" divides the bare server's CPU time per request by the row's, which is the same ratio when both servers use their whole core, and holds up better when other work on the machine takes part of it. ${
       peersText(engines)
     }`,
     targetsText(checkTargets(rows)),
@@ -593,6 +604,7 @@ async function main(args: string[]): Promise<number> {
   if (options.install) install();
 
   const loadAtStart = loadavg();
+  const versionsAtStart = versions();
   const ticksPerSecond = Number(output("getconf", ["CLK_TCK"])) || 100;
   const pairs = planPairs(allServers(), options.only);
   const floodRuntimes = options.floodOn.filter((runtime) =>
@@ -600,18 +612,26 @@ async function main(args: string[]): Promise<number> {
     (options.only === null || options.only.test(`memory flood ${runtime}`))
   );
   const started = performance.now();
-  const results: PairResult[] = [];
-  for (const [index, pair] of pairs.entries()) {
+  // One result per pair, in the plan's order; a pair visited several times
+  // (a bare server) collects the runs of every visit.
+  const results = new Map<Pair, PairResult>();
+  const visits = schedule(pairs, options.runs);
+  for (const [index, visit] of visits.entries()) {
     const elapsed = (performance.now() - started) / 1000;
     console.log(
-      `[${index + 1}/${pairs.length}, ${elapsed.toFixed(0)} s] ${pairLabel(pair)}`,
+      `[${index + 1}/${visits.length}, ${elapsed.toFixed(0)} s] ${pairLabel(visit.pair)}`,
     );
-    const result = await measure(pair, options, ticksPerSecond);
-    results.push(result);
+    const result = await measure(visit.pair, visit.runs, options, ticksPerSecond);
     if (result.failure === null) {
       console.log(
         `  ${result.runs.map((run) => formatCount(run.rps)).join(", ")} req/s`,
       );
+    }
+    const earlier = results.get(visit.pair);
+    if (earlier === undefined) results.set(visit.pair, result);
+    else {
+      earlier.runs.push(...result.runs);
+      earlier.failure ??= result.failure;
     }
   }
   const floods: FloodResult[] = [];
@@ -628,15 +648,16 @@ async function main(args: string[]): Promise<number> {
     : mkdtempSync(join(tmpdir(), `tessera-bench-${date}-`));
   mkdirSync(directory, { recursive: true });
   const shown = relative(ROOT, directory).startsWith("..") ? directory : relative(ROOT, directory);
-  const rows = buildRows(results);
+  const measured = pairs.flatMap((pair) => results.get(pair) ?? []);
+  const rows = buildRows(measured);
   const text = summary(rows, floods, options, date, shown, loadAtStart);
-  writeFileSync(join(directory, "results.tsv"), resultsTsv(results));
+  writeFileSync(join(directory, "results.tsv"), resultsTsv(measured));
   if (floods.length > 0) {
     writeFileSync(join(directory, "memory.tsv"), floodTsv(floods));
   }
   writeFileSync(join(directory, "table.md"), text);
   writeFileSync(join(directory, "ratios.svg"), chart(rows));
-  writeFileSync(join(directory, "versions.tsv"), versions());
+  writeFileSync(join(directory, "versions.tsv"), versionsAtStart);
   writeFileSync(join(directory, "machine.tsv"), machine(loadAtStart));
   if (options.complete) {
     const readme = join(ROOT, "README.md");
@@ -652,7 +673,7 @@ async function main(args: string[]): Promise<number> {
       options.complete ? " and README.md" : " (a partial run: README.md left as it was)"
     }.`,
   );
-  return results.some((result) => result.failure !== null) ||
+  return measured.some((result) => result.failure !== null) ||
       floods.some((flood) => flood.failure !== null)
     ? 1
     : 0;

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { allServers, engineClass, pairLabel, parseOptions, planPairs } from "../../bench/_plan.ts";
+import {
+  allServers,
+  engineClass,
+  pairLabel,
+  parseOptions,
+  planPairs,
+  schedule,
+} from "../../bench/_plan.ts";
 
 describe("parseOptions()", () => {
   it("defaults to 3 runs of 5 s after 1 s, 64 connections, a flood of 1 000 000: a complete run", () => {
@@ -103,5 +110,45 @@ describe("planPairs()", () => {
       "tessera-memory-bun read",
       "tessera-memory-bun new",
     ]);
+  });
+});
+
+describe("schedule()", () => {
+  const pairs = planPairs(allServers(["memory"]), /^(bare-deno|bare-bun|tessera-memory-deno)/);
+
+  it("spreads each bare server's runs over the whole run, one run a visit", () => {
+    const visits = schedule(pairs, 3).map((visit) => `${pairLabel(visit.pair)} x${visit.runs}`);
+    assert.deepEqual(visits, [
+      "bare-deno - x1",
+      "bare-bun - x1",
+      "tessera-memory-deno read x3",
+      "tessera-memory-deno write x3",
+      "bare-deno - x1",
+      "bare-bun - x1",
+      "tessera-memory-deno new x3",
+      "bare-deno - x1",
+      "bare-bun - x1",
+    ]);
+  });
+
+  it("measures the bare servers first when there is one run", () => {
+    assert.deepEqual(schedule(pairs, 1).map((visit) => pairLabel(visit.pair)), [
+      "bare-deno -",
+      "bare-bun -",
+      "tessera-memory-deno read",
+      "tessera-memory-deno write",
+      "tessera-memory-deno new",
+    ]);
+  });
+
+  it("gives every pair all its runs", () => {
+    for (const runs of [1, 2, 3, 5]) {
+      const counts = new Map<string, number>();
+      for (const visit of schedule(pairs, runs)) {
+        const label = pairLabel(visit.pair);
+        counts.set(label, (counts.get(label) ?? 0) + visit.runs);
+      }
+      assert.deepEqual([...counts.values()], pairs.map(() => runs), `runs ${runs}`);
+    }
   });
 });
