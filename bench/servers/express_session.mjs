@@ -4,24 +4,24 @@
 // resave and saveUninitialized are set as in express-session's own README
 // example (false, true): its deprecated default resave: true would re-save
 // every session on every read, which its README advises against.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import process from "node:process";
 import express from "express";
 import session from "express-session";
 import sessionFileStore from "session-file-store";
 import { listen } from "./_listen.mjs";
 import { SECRET, visit, workloadOf } from "./_counter.mjs";
+import { removeScratch, scratchDirectory } from "./_scratch.mjs";
 
 const [storeName, workloadName] = process.argv.slice(2);
 const workload = workloadOf(workloadName);
 let store;
 if (storeName === "file") {
-  const directory = mkdtempSync(join(tmpdir(), "express-session-bench-"));
+  const directory = scratchDirectory("express-session-bench-");
   process.on("SIGTERM", () => {
-    rmSync(directory, { recursive: true, force: true });
-    process.exit(0);
+    removeScratch(directory).then(() => process.exit(0), (error) => {
+      console.error("Cannot clean up after the benchmark server:", error);
+      process.exit(1);
+    });
   });
   const FileStore = sessionFileStore(session);
   store = new FileStore({ path: directory });

@@ -1,13 +1,11 @@
 // Tessera on Deno or Bun: `tessera.ts <engine> <workload> [maxEntries]`,
 // with the engine one of ENGINES in engines.ts.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import process from "node:process";
 import { getSession, withSessions } from "../../mod.ts";
 import { listen } from "./_listen.ts";
 import { SECRET, visit, workloadOf } from "./_counter.mjs";
 import { type EngineContext, ENGINES } from "./engines.ts";
+import { removeScratch, scratchDirectory } from "./_scratch.mjs";
 
 const [engineName = "", workloadName, maxEntriesText] = process.argv.slice(2);
 const factory = ENGINES[engineName];
@@ -21,17 +19,25 @@ if (factory === undefined) {
 const workload = workloadOf(workloadName);
 
 const context: EngineContext = {
-  directory: mkdtempSync(join(tmpdir(), "tessera-bench-")),
+  directory: scratchDirectory("tessera-bench-"),
   maxEntries: maxEntriesText === undefined ? undefined : Number(maxEntriesText),
   cleanups: [],
 };
-context.cleanups.push(() => rmSync(context.directory, { recursive: true, force: true }));
+context.cleanups.push(() => removeScratch(context.directory));
 const store = await factory(context);
 
 // The harness stops a server with SIGTERM; clean up, then exit.
 process.on("SIGTERM", async () => {
-  for (const cleanup of context.cleanups.reverse()) await cleanup();
-  process.exit(0);
+  let code = 0;
+  for (const cleanup of context.cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch (error) {
+      console.error("Cannot clean up after the benchmark server:", error);
+      code = 1;
+    }
+  }
+  process.exit(code);
 });
 
 listen(withSessions(async (req) => {
