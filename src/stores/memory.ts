@@ -63,6 +63,12 @@ export class MemoryStore implements SessionStore {
   // A Map iterates in insertion order: re-inserting on use keeps the least
   // recently used entry first, where eviction takes it.
   readonly #entries = new Map<string, StoredSession>();
+  // Where eviction goes on from. A fresh keys() iterator would walk over
+  // every slot that evictions and re-insertions have emptied since the map
+  // last compacted, thousands of them per eviction; this one moves forward
+  // only. Every key it has passed was evicted, so the next key it yields is
+  // the least recently used one.
+  #oldest: Iterator<string> | undefined;
 
   /**
    * An empty store.
@@ -167,10 +173,19 @@ export class MemoryStore implements SessionStore {
     if (present) {
       entries.delete(key);
     } else {
-      while (entries.size >= this.maxEntries) entries.delete(entries.keys().next().value!);
+      while (entries.size >= this.maxEntries) this.#evictOldest();
     }
     entries.set(key, { data: record.data, expiresAt: record.expiresAt });
     return Promise.resolve(key);
+  }
+
+  #evictOldest(): void {
+    let next = this.#oldest?.next();
+    if (next === undefined || next.done === true) {
+      this.#oldest = this.#entries.keys();
+      next = this.#oldest.next();
+    }
+    if (next.done !== true) this.#entries.delete(next.value);
   }
 
   /**

@@ -27,6 +27,27 @@ describe("MemoryStore", () => {
     for (const key of [a, c, d]) assert.equal(await store.exists(key), true);
   });
 
+  it("keeps evicting the least recently used session across many creates and loads", async () => {
+    const store = new MemoryStore({ maxEntries: 5 });
+    const record = { data: "{}", expiresAt: Date.now() + HOUR };
+    // The model: keys from least to most recently used.
+    let model: string[] = [];
+    let seed = 7;
+    for (let step = 0; step < 500; step++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      if (model.length > 0 && seed % 3 === 0) {
+        const key = model[seed % model.length]!;
+        assert.notEqual(await store.load(key), null);
+        model = [...model.filter((other) => other !== key), key];
+      } else {
+        model.push(await store.create(record));
+        if (model.length > 5) model.shift();
+      }
+      assert.equal(store.size, model.length);
+      for (const key of model) assert.equal(await store.exists(key), true);
+    }
+  });
+
   it("an update does not evict", async () => {
     const store = new MemoryStore({ maxEntries: 2 });
     const record = { data: "{}", expiresAt: Date.now() + HOUR };
