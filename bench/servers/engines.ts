@@ -4,7 +4,7 @@
 // process and a list of clean-ups to run when it stops (an engine that needs
 // a service of its own, such as a Redis server on a free 127.0.0.1 port,
 // starts it in its factory and registers its stop there).
-import { FileStore, MemoryStore, type SessionStore } from "../../mod.ts";
+import { CookieStore, FileStore, MemoryStore, type SessionStore } from "../../mod.ts";
 
 /** What an engine factory gets from the server that runs it. */
 export interface EngineContext {
@@ -29,4 +29,5 @@ export type EngineFactory = (
 export const ENGINES: Record<string, EngineFactory> = {
   memory: ({ maxEntries }) => new MemoryStore(maxEntries === undefined ? {} : { maxEntries }),
   file: ({ directory }) => new FileStore({ path: directory }),
+  cookie: () => new CookieStore(),
 };
