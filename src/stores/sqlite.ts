@@ -410,7 +410,10 @@ function indexName(table: string): string {
 }
 
 function toExpireDate(ms: number): string {
-  const iso = new Date(ms).toISOString();
+  const date = new Date(ms);
+  // An instant past what a Date holds (a session's own expiry may be any
+  // whole number of seconds) would make toISOString() throw.
+  const iso = Number.isNaN(date.getTime()) ? "" : date.toISOString();
   if (iso.length !== 24) return ms > 0 ? MAX_EXPIRE_DATE : "0000-01-01 00:00:00.000000";
   return `${iso.slice(0, 10)} ${iso.slice(11, 23)}000`;
 }
