@@ -133,6 +133,19 @@ describe("SqliteStore", () => {
     }
   });
 
+  it("reads back text with a NUL character whole, as a custom serializer may write it", async () => {
+    const store = new SqliteStore({ path: ":memory:" });
+    try {
+      for (const data of ["a\u0000b", "\u0000", '{"a":1}\u0000{"b":2}', "", "\ufeff{}"]) {
+        await store.delete(KEY);
+        await store.save(KEY, { data, expiresAt: Date.now() + HOUR }, true);
+        assert.equal((await store.load(KEY))?.data, data, JSON.stringify(data));
+      }
+    } finally {
+      store.close();
+    }
+  });
+
   it("deletes expired rows in one statement on the expire_date index", () => {
     const path = freshFile();
     const store = new SqliteStore({ path });
