@@ -3,7 +3,7 @@
 // secrets and session keys that never reach a log or an error message, on
 // every error path the test can provoke.
 
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,8 +19,10 @@ import {
   withSessions,
 } from "../../mod.ts";
 import { RUNTIME } from "../_server.ts";
-import { ENGINES } from "./_engines.ts";
+import { ENGINES, releaseEngines } from "./_engines.ts";
 import { runs, SEED } from "./_hostile.ts";
+
+after(releaseEngines);
 
 // Every secret carries the marker, so a fragment of one is found too.
 const MARKER = "Zq9Xw";
@@ -325,7 +327,7 @@ describe("secrets and session keys never reach logs or error messages", () => {
   for (const engine of ENGINES) {
     it(`${engine.name}: corrupt data, a concurrent delete, an oversized cookie and misuse`, async () => {
       const root = mkdtempSync(join(tmpdir(), "tessera-hygiene-"));
-      const opened = engine.open(root);
+      const opened = await engine.open(root);
       const store = opened.store;
       const transcript = new Transcript();
       const keys = new Set<string>();
