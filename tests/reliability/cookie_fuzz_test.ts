@@ -309,7 +309,7 @@ const mutated: fc.Arbitrary<{ cookie: string; how: Mutation; base: Issued }> = f
       const bytes = pick % 3 === 0
         ? junk
         : new Uint8Array([...deflated.slice(0, at % (deflated.length + 1)), ...junk]);
-      const secret = [SECRET, OLD_SECRET, OTHER_SECRET][pick % 3]!;
+      const secret = [SECRET, OLD_SECRET, OTHER_SECRET][Math.floor(pick / 3) % 3]!;
       result = signPayload(
         `.${bytes.toBase64({ alphabet: "base64url", omitPadding: true })}`,
         NOW,
