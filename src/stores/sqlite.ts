@@ -201,7 +201,7 @@ export class SqliteStore implements SessionStore {
       );
       const db = this.#db;
       this.#load = db.prepare(
-        `SELECT session_data, expire_date FROM ${quoted} WHERE session_key = ? AND expire_date > ?`,
+        `SELECT CAST(session_data AS BLOB) AS session_data, expire_date FROM ${quoted} WHERE session_key = ? AND expire_date > ?`,
       );
       this.#exists = db.prepare(`SELECT 1 FROM ${quoted} WHERE session_key = ?`);
       this.#insert = db.prepare(
@@ -257,12 +257,13 @@ export class SqliteStore implements SessionStore {
         | { session_data: unknown; expire_date: unknown }
         | undefined;
       if (row === undefined) return null;
+      const data = textOf(row.session_data);
       const expiresAt = fromExpireDate(row.expire_date);
-      if (typeof row.session_data !== "string" || expiresAt === null) {
+      if (data === null || expiresAt === null) {
         this.#logger.warn(`A corrupt session row in table '${this.table}' was ignored`);
         return null;
       }
-      return { data: row.session_data, expiresAt };
+      return { data, expiresAt };
     });
   }
 
@@ -410,7 +411,10 @@ function indexName(table: string): string {
 }
 
 function toExpireDate(ms: number): string {
-  const iso = new Date(ms).toISOString();
+  const date = new Date(ms);
+  // An instant past what a Date holds (a session's own expiry may be any
+  // whole number of seconds) would make toISOString() throw.
+  const iso = Number.isNaN(date.getTime()) ? "" : date.toISOString();
   if (iso.length !== 24) return ms > 0 ? MAX_EXPIRE_DATE : "0000-01-01 00:00:00.000000";
   return `${iso.slice(0, 10)} ${iso.slice(11, 23)}000`;
 }
@@ -425,6 +429,19 @@ function fromExpireDate(value: unknown): number | null {
   date.setUTCHours(hour!, minute!, second!);
   // Whole milliseconds, as every store keeps them; Django's microseconds are cut.
   return date.getTime() + Number((match[7] ?? "").padEnd(3, "0").slice(0, 3));
+}
+
+// The data is read as bytes: Deno's node:sqlite cuts a text value at its
+// first NUL character, which a custom serializer may write.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function textOf(value: unknown): string | null {
+  if (!(value instanceof Uint8Array)) return null;
+  try {
+    return utf8.decode(value);
+  } catch {
+    return null;
+  }
 }
 
 function messageOf(error: unknown): string {

@@ -198,7 +198,7 @@ export const action: fc.Arbitrary<Action> = fc.oneof(
 const encoder = new TextEncoder();
 
 /** A value where a session keeps its expiry (`_session_expiry`), hostile ones included. */
-const expiryValue: fc.Arbitrary<unknown> = fc.oneof(
+export const expiryValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.integer(),
   fc.maxSafeInteger(),
   fc.double(),

@@ -31,7 +31,7 @@ import {
 } from "../../mod.ts";
 import { RecordingLogger } from "../_config.ts";
 import { RUNTIME, serve } from "../_server.ts";
-import { type Engine, ENGINES, type OpenEngine, SCRATCH } from "./_engines.ts";
+import { type Engine, ENGINES, type OpenEngine, releaseEngines, SCRATCH } from "./_engines.ts";
 import {
   type Action,
   action,
@@ -49,6 +49,13 @@ import {
 
 const HOUR = 3_600_000;
 const IN_PROCESS_RUNS = runs(10_000);
+// A Cookie header is parsed, and a value that is not a session key dropped,
+// before any store sees it: the file and memory engines run the full count
+// of header cases, and the engines that landed later, to keep the suite's
+// time small, fewer; every engine runs the full count of the cases its own
+// code handles (stored contents, store keys).
+const HEADER_RUNS_LATER_ENGINES = runs(2000);
+const FULL_HEADER_RUNS = new Set(["FileStore", "MemoryStore"]);
 const REAL_SERVER_RUNS = runs(400);
 const STORED_KEYS = [...LIVE_KEYS, ...EXPIRED_KEYS, ...CORRUPT_KEYS];
 // The key the stored-contents properties plant their bytes under.
@@ -127,33 +134,33 @@ interface Seen {
   items: [string, unknown][];
 }
 
-/** Files under `root` with their size, mtime and content, except the session files in `store`. */
-function snapshot(root: string, store: string): Map<string, string> {
-  const files = new Map<string, string>();
+/**
+ * Files under `root` with their size, mtime and content, except the files
+ * the engine keeps in `store` (`files`).
+ */
+function snapshot(root: string, store: string, files: RegExp | null): Map<string, string> {
+  const found = new Map<string, string>();
   const walk = (dir: string) => {
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);
       const rel = relative(root, path);
       const info = statSync(path);
       if (info.isDirectory()) {
-        files.set(rel, "directory");
+        found.set(rel, "directory");
         walk(path);
-      } else if (!(dir === store && SESSION_NAME.test(name))) {
-        files.set(rel, `${info.size} ${info.mtimeMs} ${readFileSync(path, "base64")}`);
+      } else if (!(dir === store && files?.test(name))) {
+        found.set(rel, `${info.size} ${info.mtimeMs} ${readFileSync(path, "base64")}`);
       }
     }
   };
   walk(root);
-  return files;
+  return found;
 }
 
 /** One engine with its known sessions, decoys around it, and a handler per configuration. */
 class Harness {
-  readonly root = mkdtempSync(join(SCRATCH, "tessera-fuzz-"));
-  readonly storeDir: string;
-  readonly opened: OpenEngine;
-  readonly store: SessionStore;
   readonly logger = new RecordingLogger();
+  readonly store: SessionStore;
   readonly handlers: ((req: Request) => Promise<Response>)[];
   readonly before: Map<string, string>;
   doing: Action = "read";
@@ -163,23 +170,12 @@ class Harness {
   adopted = 0;
   disposed = false;
 
-  private constructor(engine: Engine) {
-    // The store lives three levels below the checked root, so that a path
-    // climbing out of it by up to three levels still lands in the snapshot.
-    const home = join(this.root, "up2", "up1");
-    this.storeDir = join(home, "store");
-    mkdirSync(this.storeDir, { recursive: true });
-    this.opened = engine.open(home);
-    this.store = this.opened.store;
-    // Live-looking sessions above and beside the store, under the names a
-    // path that escaped the store's directory would reach.
-    const decoy = `${Date.now() + HOUR}\n{"decoy":true}`;
-    for (const dir of [home, join(this.root, "up2"), this.root]) {
-      writeFileSync(join(dir, `sessionid${DECOY_KEY}`), decoy);
-      writeFileSync(join(dir, `sessionid${LIVE_KEYS[0]}`), decoy);
-      writeFileSync(join(dir, "decoy"), decoy);
-    }
-    writeFileSync(join(this.storeDir, "decoy"), decoy);
+  private constructor(
+    readonly root: string,
+    readonly storeDir: string,
+    readonly opened: OpenEngine,
+  ) {
+    this.store = opened.store;
     const handle = async (req: Request): Promise<Response> => {
       const doing = this.doing;
       this.seen = undefined;
@@ -202,11 +198,33 @@ class Harness {
     this.handlers = CONFIGS.map(({ options }) =>
       withSessions(handle, { ...options, store: this.store, logger: this.logger })
     );
-    this.before = snapshot(this.root, this.storeDir);
+    this.before = snapshot(root, storeDir, opened.files);
   }
 
   static async open(engine: Engine): Promise<Harness> {
-    const harness = new Harness(engine);
+    const root = mkdtempSync(join(SCRATCH, "tessera-fuzz-"));
+    // The store lives three levels below the checked root, so that a path
+    // climbing out of it by up to three levels still lands in the snapshot.
+    const home = join(root, "up2", "up1");
+    const storeDir = join(home, "store");
+    mkdirSync(storeDir, { recursive: true });
+    // Live-looking sessions above and beside the store, under the names a
+    // path that escaped the store's directory would reach.
+    const decoy = `${Date.now() + HOUR}\n{"decoy":true}`;
+    for (const dir of [home, join(root, "up2"), root]) {
+      writeFileSync(join(dir, `sessionid${DECOY_KEY}`), decoy);
+      writeFileSync(join(dir, `sessionid${LIVE_KEYS[0]}`), decoy);
+      writeFileSync(join(dir, "decoy"), decoy);
+    }
+    writeFileSync(join(storeDir, "decoy"), decoy);
+    let opened: OpenEngine;
+    try {
+      opened = await engine.open(home);
+    } catch (error) {
+      rmSync(root, { recursive: true, force: true });
+      throw error;
+    }
+    const harness = new Harness(root, storeDir, opened);
     openHarnesses.push(harness);
     for (const key of STORED_KEYS) await harness.reset(key);
     return harness;
@@ -250,7 +268,7 @@ class Harness {
   /** The directory check: nothing outside the store changed, no stray file inside it. */
   async finish(): Promise<void> {
     assert.deepEqual(
-      snapshot(this.root, this.storeDir),
+      snapshot(this.root, this.storeDir, this.opened.files),
       this.before,
       "nothing outside the session files changed",
     );
@@ -265,6 +283,7 @@ class Harness {
 const openHarnesses: Harness[] = [];
 after(async () => {
   for (const harness of openHarnesses) await harness.dispose();
+  await releaseEngines();
 });
 
 function ownerOf(seen: Seen): unknown {
@@ -277,6 +296,13 @@ function checkAdoption(seen: Seen | undefined, request: string): void {
   assert.ok(LIVE_KEYS.includes(seen.key), `adopted a key it did not issue: ${seen.key}`);
   assert.ok(request.includes(seen.key), "adopted a key the request did not carry");
   assert.equal(ownerOf(seen), LIVE_KEYS.indexOf(seen.key), "loaded another session's data");
+}
+
+/** Whether the expiry a session keeps in its data names an instant already past. */
+function ownExpiryPassed(data: Record<string, unknown>): boolean {
+  const expiry = data._session_expiry;
+  if (Number.isSafeInteger(expiry)) return (expiry as number) < 0;
+  return typeof expiry === "string" && Date.parse(expiry) <= Date.now();
 }
 
 function mutates(doing: Action): boolean {
@@ -297,8 +323,12 @@ function report(
 }
 
 for (const engine of ENGINES) {
+  const headerRuns = FULL_HEADER_RUNS.has(engine.name)
+    ? IN_PROCESS_RUNS
+    : HEADER_RUNS_LATER_ENGINES;
+  const reduced = headerRuns < IN_PROCESS_RUNS ? `, reduced from ${IN_PROCESS_RUNS} for time` : "";
   describe(`${engine.name} against hostile input (fast-check, seed ${SEED})`, () => {
-    it(`arbitrary Cookie headers: no throw, no error status, no escape, no adopted key (${IN_PROCESS_RUNS} cases, in process)`, async () => {
+    it(`arbitrary Cookie headers: no throw, no error status, no escape, no adopted key (${headerRuns} cases${reduced}, in process)`, async () => {
       const started = performance.now();
       const harness = await Harness.open(engine);
       const warnings = harness.logger.warnings.length;
@@ -317,13 +347,13 @@ for (const engine of ENGINES) {
             if (seen?.key && mutates(doing)) await harness.reset(seen.key);
           },
         ),
-        { seed: SEED, numRuns: IN_PROCESS_RUNS },
+        { seed: SEED, numRuns: headerRuns },
       );
       assert.deepEqual(harness.logger.errors, []);
       report(
-        "Cookie headers",
+        `Cookie headers${reduced}`,
         engine.name,
-        IN_PROCESS_RUNS,
+        headerRuns,
         started,
         `${harness.adopted} loaded a live session, ${fresh} were given a fresh key, ${
           harness.logger.warnings.length - warnings
@@ -354,7 +384,6 @@ for (const engine of ENGINES) {
             const warnings = harness.logger.warnings.length;
             const cookie = `sessionid=${CONTENT_KEY}`;
             const { response, seen, setCookie } = await harness.request(cookie, c, doing);
-            assert.equal(response.status, 200);
             let parsed: unknown;
             try {
               parsed = JSON.parse(decoder.decode(data));
@@ -364,6 +393,19 @@ for (const engine of ENGINES) {
             const isSession = typeof parsed === "object" && parsed !== null &&
               !Array.isArray(parsed);
             const live = expiresIn > 0;
+            if (response.status === 400) {
+              // A session whose own expiry has passed is over: an engine
+              // whose records expire by themselves does not store it under
+              // the key cycleKey() gives it, so the save that follows finds
+              // none (as Django's cache engine raises UpdateError).
+              assert.ok(
+                doing === "cycle" && harness.store.expiresOnItsOwn && isSession &&
+                  ownExpiryPassed(parsed as Record<string, unknown>),
+                "400 only for a session over by its own expiry, given a new key",
+              );
+              return;
+            }
+            assert.equal(response.status, 200);
             if (seen !== undefined) {
               assert.equal(seen.key, isSession && live ? CONTENT_KEY : null);
               if (seen.key !== null) {

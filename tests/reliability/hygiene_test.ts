@@ -3,7 +3,7 @@
 // secrets and session keys that never reach a log or an error message, on
 // every error path the test can provoke.
 
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import fc from "fast-check";
 import {
+  CookieStore,
   FileStore,
   getSession,
   type Logger,
@@ -19,8 +20,11 @@ import {
   withSessions,
 } from "../../mod.ts";
 import { RUNTIME } from "../_server.ts";
-import { ENGINES } from "./_engines.ts";
+import { ENGINES, releaseEngines } from "./_engines.ts";
 import { runs, SEED } from "./_hostile.ts";
+import { judge, payloadOf, signJson, signPayload } from "./_signed.ts";
+
+after(releaseEngines);
 
 // Every secret carries the marker, so a fragment of one is found too.
 const MARKER = "Zq9Xw";
@@ -325,7 +329,7 @@ describe("secrets and session keys never reach logs or error messages", () => {
   for (const engine of ENGINES) {
     it(`${engine.name}: corrupt data, a concurrent delete, an oversized cookie and misuse`, async () => {
       const root = mkdtempSync(join(tmpdir(), "tessera-hygiene-"));
-      const opened = engine.open(root);
+      const opened = await engine.open(root);
       const store = opened.store;
       const transcript = new Transcript();
       const keys = new Set<string>();
@@ -401,6 +405,112 @@ describe("secrets and session keys never reach logs or error messages", () => {
       }
     });
   }
+
+  it("CookieStore: tampered, foreign, corrupt, expired and oversized cookies, a missing secret and misuse", async () => {
+    const transcript = new Transcript();
+    // Every cookie value sent or issued, and its readable payload.
+    const values = new Set<string>();
+    const remember = (value: string | undefined) => {
+      if (value === undefined) return;
+      values.add(value);
+      const payload = value.split(":")[0]!;
+      if (payload.length >= 8) values.add(payload);
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const foreign = `foreign-${MARKER}-secret-00112233445566778899`;
+    let reissued: string | undefined;
+    await transcript.withConsole(async () => {
+      const options = {
+        store: new CookieStore(),
+        secret: [SECRET, OLD_SECRET],
+        logger: transcript.logger,
+      };
+      const handler = withSessions(async (req) => {
+        const path = new URL(req.url).pathname;
+        const session = await getSession(req);
+        if (path === "/create-taken") await transcript.caught(() => session.save(true));
+        if (path === "/misuse") {
+          await transcript.caught(() => session.set("f", (() => 1) as never));
+          await transcript.caught(() => session.setExpiry(1.5));
+          await transcript.caught(() => session.setExpiry(new Date(NaN)));
+          await transcript.caught(() => session.set("_session_expiry", 1));
+        }
+        // Random text: deflating it saves nothing.
+        if (path === "/big") {
+          session.set("big", crypto.getRandomValues(new Uint8Array(4000)).toBase64());
+        }
+        session.set("n", 1);
+        return new Response("ok");
+      }, options);
+      const bigPath = withSessions(async (req) => {
+        (await getSession(req)).set("n", 1);
+        return new Response("ok");
+      }, { ...options, store: new CookieStore(), cookiePath: `/${"p".repeat(4100)}` });
+      const answers: Response[] = [];
+      const send = async (path: string, value?: string) => {
+        remember(value);
+        const response = await handler(request(value && `sessionid=${value}`, path));
+        answers.push(response);
+        const issued = cookieOf(response);
+        remember(issued || undefined);
+        return issued;
+      };
+
+      const live = (await send("/"))!;
+      const flipped = live.slice(0, 5) + (live[5] === "A" ? "B" : "A") + live.slice(6);
+      const bomb = payloadOf(new TextEncoder().encode(`{"a":"${" ".repeat(2_097_152)}"}`), true);
+      reissued = await send("/", signJson('{"n":1}', now, OLD_SECRET));
+      await send("/", flipped);
+      await send("/", live.slice(0, -3));
+      await send("/", signJson('{"n":1}', now, foreign));
+      await send("/", signJson('{"n":1}', now, SECRET, { salt: "django.core.signing" }));
+      // Correctly signed, but not base64url (5 characters), not zlib, not an object.
+      await send("/", signPayload("abcde", now, SECRET));
+      await send("/", signPayload(".AAAAAAAAAAAA", now, SECRET));
+      await send("/", signJson("[1,2,3]", now, SECRET));
+      await send("/", signJson('{"n":1}', now - 1_209_600 - 60, SECRET));
+      await send("/", signPayload(bomb, now, SECRET));
+      await send("/create-taken", live);
+      await send("/misuse", live);
+      await send("/big", live);
+      answers.push(await bigPath(request()));
+      await transcript.caught(() => getSession(request(`sessionid=${live}`)));
+      await transcript.caught(() =>
+        withSessions(() => new Response("ok"), { store: new CookieStore() })
+      );
+      await transcript.caught(() => new CookieStore().load(live));
+      await transcript.caught(() => new CookieStore().create({ data: "{}", expiresAt: 0 }));
+      for (const answer of answers) transcript.add(await answer.text());
+
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 500, 500],
+      );
+    });
+    assert.equal(judge(reissued!, [SECRET]).secretIndex, 0, "an old cookie is signed again");
+    for (
+      const said of [
+        /Suspicious session cookie/,
+        /could not be decoded/,
+        /not a JSON object/,
+        /expired/,
+        /JSON cannot represent it faithfully/,
+        /whole number of seconds/,
+        /the Date is invalid/,
+        /4096-byte limit/,
+        /inside withSessions/,
+        /CookieStore needs 'secret'/,
+        /before it is configured/,
+      ]
+    ) {
+      assert.ok(transcript.includes(said), `the error path ${said} was provoked`);
+    }
+    transcript.assertClean(values);
+    assert.ok(!transcript.entries.join("\n").includes(foreign), "the foreign secret was said");
+    console.log(
+      `[hygiene] CookieStore on ${RUNTIME}: ${transcript.entries.length} log lines, errors and answers searched: no secret, none of ${values.size} cookie values and payloads`,
+    );
+  });
 
   it("FileStore: failed loads, saves, deletes, key cycles and sweeps, logged to the console", async () => {
     const dir = mkdtempSync(join(tmpdir(), "tessera-hygiene-files-"));

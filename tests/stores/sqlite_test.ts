@@ -112,6 +112,40 @@ describe("SqliteStore", () => {
     }
   });
 
+  it("keeps an expiry past the last instant a Date can hold as the latest date it can hold", async () => {
+    // A session's own expiry may be any whole number of seconds: the
+    // instant it names can lie past what a Date represents.
+    const store = new SqliteStore({ path: ":memory:" });
+    try {
+      const handler = withSessions(async (req) => {
+        const session = await getSession(req);
+        session.setExpiry(Number.MAX_SAFE_INTEGER);
+        session.set("n", 1);
+        return new Response("ok");
+      }, { store, logger: new RecordingLogger() });
+      const response = await handler(new Request("http://127.0.0.1/"));
+      assert.equal(response.status, 200);
+      const key = /^sessionid=([a-z0-9]+);/.exec(response.headers.get("set-cookie")!)![1]!;
+      const loaded = await store.load(key);
+      assert.equal(new Date(loaded!.expiresAt).getUTCFullYear(), 9999);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("reads back text with a NUL character whole, as a custom serializer may write it", async () => {
+    const store = new SqliteStore({ path: ":memory:" });
+    try {
+      for (const data of ["a\u0000b", "\u0000", '{"a":1}\u0000{"b":2}', "", "\ufeff{}"]) {
+        await store.delete(KEY);
+        await store.save(KEY, { data, expiresAt: Date.now() + HOUR }, true);
+        assert.equal((await store.load(KEY))?.data, data, JSON.stringify(data));
+      }
+    } finally {
+      store.close();
+    }
+  });
+
   it("deletes expired rows in one statement on the expire_date index", () => {
     const path = freshFile();
     const store = new SqliteStore({ path });
