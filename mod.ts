@@ -44,3 +44,4 @@ export { SessionExistsError, SessionInterruptedError, SessionStoreError } from "
 export type { SessionStore, StoredSession, StoreSettings } from "./src/stores/store.ts";
 export { FileStore, type FileStoreOptions } from "./src/stores/file.ts";
 export { MemoryStore, type MemoryStoreOptions } from "./src/stores/memory.ts";
+export type { SweepOptions, SweepReport } from "./src/stores/store.ts";
