@@ -6,22 +6,25 @@
 //     --allow-run=sync bench/clearsessions_bench.ts [options]
 //   bun bench/clearsessions_bench.ts [options]
 //
-// --files 100000      session files per sweep (half of them expired); a list
-//                     such as 25000,100000 also shows how memory scales
-// --repeat 2          sweeps of each kind per size and state, on new files
-// --state both        "disk": the files are written back to disk (`sync`)
-//                     before the sweep, as sessions saved hours before are;
-//                     "cache": swept right after writing, while the file
-//                     system still holds them in memory; or "both"
-// --pools             also FileStore's sweep with 1, 4, 16 and 64 removals in
-//                     flight (on a fifth of the files), to choose that number
+// --files 100000   session files per sweep; a list such as 25000,100000 also
+//                  shows whether memory grows with the number of files
+// --repeat 3       sweeps of each kind per size and scenario
+// --state cache    for the half-expired scenario: "cache" sweeps right after
+//                  writing, while the file system still holds the new files
+//                  in memory; "disk" first writes them back (`sync`), as
+//                  sessions saved hours before are; or "both"
+// --pools          also FileStore's sweep with 1, 4, 16 and 64 removals in
+//                  flight (on a fifth of the files), to choose that number
 //
-// Each sweep gets newly written files: half expire 10 days after they were
-// written, half after 20, and the sweeps judge as of 15 days later, so every
-// file looks as it would after ordinary use (its mtime, the expiry, later than
-// its ctime, the write). Peak RSS is sampled every 10 ms and at every
-// progress report. The machine may be shared: compare the ratios, and the
-// repeats with each other.
+// Two scenarios. "all live": no file has expired, so the sweeps only judge
+// (FileStore with one lstat a file, Django by reading and decoding each);
+// the files are written once and every sweep goes over them. "half expired"
+// (the target: 100 000 files in under 3 s): half the files are removed, on
+// new files for every sweep. Files expire 10 or 20 days after they were
+// written and the sweeps judge as of 15 days later, so that every file looks
+// as it would after ordinary use (its mtime, the expiry, later than its ctime,
+// the write). Peak RSS is sampled every 10 ms and at every progress report.
+// The machine may be shared: compare ratios, and the repeats with each other.
 
 import {
   closeSync,
@@ -54,39 +57,37 @@ interface Result {
   kept: number;
 }
 
+type Sweeper = (dir: string, now: number) => Promise<Result>;
+
 const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
     files: { type: "string", default: "100000" },
-    repeat: { type: "string", default: "2" },
-    state: { type: "string", default: "both" },
+    repeat: { type: "string", default: "3" },
+    state: { type: "string", default: "cache" },
     pools: { type: "boolean", default: false },
   },
 });
-const states = values.state === "both" ? ["disk", "cache"] : [values.state];
 const sizes = values.files.split(",").map(Number);
 const repeat = Number(values.repeat);
+const states = values.state === "both" ? ["cache", "disk"] : [values.state];
 if (
   sizes.some((n) => !Number.isInteger(n) || n < 2) || !(repeat >= 1) ||
   states.some((state) => state !== "disk" && state !== "cache")
 ) {
   throw new TypeError(
-    "--files takes whole numbers of at least 2, --repeat a positive number, --state disk, cache or both",
+    "--files takes whole numbers of at least 2, --repeat a positive number, --state cache, disk or both",
   );
-}
-
-// Writes every dirty page back, as the kernel does within a minute of a write.
-function settle(state: string): void {
-  if (state === "disk") execFileSync("sync");
 }
 
 // Session files as FileStore writes them: named sessionid + a 32-character
 // key, the expiry on the first line and as the mtime, then Django-like data.
-function writeSessions(dir: string, count: number, writtenAt: number): void {
+// With `halfExpired`, every second file will have expired by the sweep.
+function writeSessions(dir: string, count: number, writtenAt: number, halfExpired: boolean): void {
   mkdirSync(dir);
   for (let i = 0; i < count; i++) {
     const key = i.toString(36).padStart(32, "0");
-    const expiresAt = writtenAt + (i % 2 === 0 ? 10 : 20) * DAY;
+    const expiresAt = writtenAt + (halfExpired && i % 2 === 0 ? 10 : 20) * DAY;
     const data = JSON.stringify({
       _auth_user_id: String(i),
       _auth_user_backend: "django.contrib.auth.backends.ModelBackend",
@@ -98,6 +99,11 @@ function writeSessions(dir: string, count: number, writtenAt: number): void {
     futimesSync(fd, writtenAt / 1000, expiresAt / 1000);
     closeSync(fd);
   }
+}
+
+// Writes every dirty page back, as the kernel does within a minute of a write.
+function settle(state: string): void {
+  if (state === "disk") execFileSync("sync");
 }
 
 class RssPeak {
@@ -119,7 +125,7 @@ function collectGarbage(): void {
   else (globalThis as { gc?: () => void }).gc?.();
 }
 
-async function tessera(dir: string, now: number): Promise<Result> {
+async function fileStore(dir: string, now: number): Promise<Result> {
   const store = new FileStore({ path: dir });
   collectGarbage();
   const rss = new RssPeak();
@@ -133,8 +139,8 @@ async function tessera(dir: string, now: number): Promise<Result> {
 // Django's FileSessionStore.clear_expired(): os.listdir(), then for each name
 // with the prefix, load() the session, which reads and decodes the file,
 // takes the expiry from the content, and deletes the file if it has passed.
-// Run with the same synchronous calls and slices as FileStore, so that the
-// ratio measures the reading and decoding.
+// Synchronous calls in slices, as FileStore judges, so that the ratio
+// measures reading and decoding against a stat.
 async function django(dir: string, now: number): Promise<Result> {
   collectGarbage();
   const rss = new RssPeak();
@@ -165,32 +171,32 @@ async function django(dir: string, now: number): Promise<Result> {
 }
 
 // FileStore's sweep with another number of removals in flight.
-async function withConcurrency(dir: string, now: number, concurrency: number): Promise<Result> {
-  collectGarbage();
-  const rss = new RssPeak();
-  const started = performance.now();
-  const target = {
-    path: dir,
-    prefix: "sessionid",
-    tempMark: ".tmp-",
-    staleTempAfter: 60_000,
-    cookieAge: 1_209_600,
+function withConcurrency(concurrency: number): Sweeper {
+  return async (dir, now) => {
+    collectGarbage();
+    const rss = new RssPeak();
+    const started = performance.now();
+    const target = {
+      path: dir,
+      prefix: "sessionid",
+      tempMark: ".tmp-",
+      staleTempAfter: 60_000,
+      cookieAge: 1_209_600,
+    };
+    const report = await sweepFiles(target, { now, onProgress: () => rss.sample() }, {
+      concurrency,
+    });
+    const ms = performance.now() - started;
+    return { ms, peakRss: rss.stop(), removed: report.removed, kept: report.kept };
   };
-  const report = await sweepFiles(target, { now, onProgress: () => rss.sample() }, {
-    concurrency,
-  });
-  const ms = performance.now() - started;
-  return { ms, peakRss: rss.stop(), removed: report.removed, kept: report.kept };
 }
 
-function check(label: string, result: Result, count: number, dir: string): void {
+// Hono's habit: check each contender's output, not only its time.
+function check(label: string, result: Result, removed: number, kept: number, dir: string): void {
   const left = readdirSync(dir).length;
-  const half = count / 2;
-  if (
-    result.removed !== Math.ceil(half) || result.kept !== Math.floor(half) || left !== result.kept
-  ) {
+  if (result.removed !== removed || result.kept !== kept || left !== kept) {
     throw new Error(
-      `${label} removed ${result.removed}, kept ${result.kept}, left ${left}: expected half each`,
+      `${label} removed ${result.removed}, kept ${result.kept}, left ${left}: expected ${removed} and ${kept}`,
     );
   }
 }
@@ -198,71 +204,113 @@ function check(label: string, result: Result, count: number, dir: string): void 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
 
+function line(files: number, scenario: string, label: string, result: Result, ratio: string) {
+  console.log(
+    `${String(files).padEnd(7)} ${scenario.padEnd(18)} ${label.padEnd(17)} ${
+      result.ms.toFixed(0).padStart(6)
+    } ms ${Math.round(files / (result.ms / 1000)).toString().padStart(8)} ${
+      mb(result.peakRss).padStart(6)
+    } MB  ${ratio}`,
+  );
+}
+
 const root = mkdtempSync(join(tmpdir(), "tessera-bench-clearsessions-"));
 const summary: Record<string, unknown>[] = [];
+let run = 0;
+
+// Runs both sweeps `repeat` times, alternating which goes first, and prints
+// and keeps the figures. `prepare` gives each sweep its directory.
+async function compare(
+  files: number,
+  scenario: string,
+  prepare: () => { dir: string; now: number; removed: number; kept: number; done(): void },
+): Promise<void> {
+  const ours: Result[] = [];
+  const theirs: Result[] = [];
+  for (let r = 0; r < repeat; r++) {
+    const order: [string, Sweeper, Result[]][] = [
+      ["FileStore.sweep()", fileStore, ours],
+      ["Django-style", django, theirs],
+    ];
+    if (r % 2 === 1) order.reverse();
+    for (const [label, sweep, results] of order) {
+      const { dir, now, removed, kept, done } = prepare();
+      const result = await sweep(dir, now);
+      check(label, result, removed, kept, dir);
+      done();
+      results.push(result);
+    }
+    line(files, scenario, "FileStore.sweep()", ours[r]!, "1.00");
+    line(files, scenario, "Django-style", theirs[r]!, (theirs[r]!.ms / ours[r]!.ms).toFixed(2));
+  }
+  summary.push({
+    runtime: RUNTIME,
+    scenario,
+    files,
+    fileStoreMs: ours.map((r) => Math.round(r.ms)),
+    djangoMs: theirs.map((r) => Math.round(r.ms)),
+    fileStoreFilesPerSecond: Math.round(files / (median(ours.map((r) => r.ms)) / 1000)),
+    djangoOverFileStore: Number(median(ours.map((r, i) => theirs[i]!.ms / r.ms)).toFixed(2)),
+    fileStorePeakRssMb: Number(mb(Math.max(...ours.map((r) => r.peakRss)))),
+    djangoPeakRssMb: Number(mb(Math.max(...theirs.map((r) => r.peakRss)))),
+  });
+}
+
 try {
-  console.log(`clearsessions bench on ${RUNTIME}; the sweeps remove half of the files\n`);
+  console.log(`clearsessions bench on ${RUNTIME}\n`);
   console.log(
-    "files    state  sweep                      elapsed     files/s   peak RSS  vs FileStore",
+    "files   scenario           sweep             elapsed  files/s  peak RSS  Django / FileStore",
   );
-  let run = 0;
+  for (const files of sizes) {
+    const writtenAt = Date.now();
+    const dir = join(root, `live-${run++}`);
+    writeSessions(dir, files, writtenAt, false);
+    await compare(files, "all live", () => ({
+      dir,
+      now: writtenAt + 15 * DAY,
+      removed: 0,
+      kept: files,
+      done() {},
+    }));
+    rmSync(dir, { recursive: true });
+  }
   for (const state of states) {
-    for (const count of sizes) {
-      const ours: Result[] = [];
-      const theirs: Result[] = [];
-      for (let r = 0; r < repeat; r++) {
+    for (const files of sizes) {
+      await compare(files, `half expired, ${state}`, () => {
         const writtenAt = Date.now();
-        const now = writtenAt + 15 * DAY;
-        const a = join(root, `tessera-${run}`);
-        const b = join(root, `django-${run++}`);
-        writeSessions(a, count, writtenAt);
-        writeSessions(b, count, writtenAt);
+        const dir = join(root, `half-${run++}`);
+        writeSessions(dir, files, writtenAt, true);
         settle(state);
-        const mine = await tessera(a, now);
-        check("FileStore.sweep()", mine, count, a);
-        const django_ = await django(b, now);
-        check("the Django-style sweep", django_, count, b);
-        ours.push(mine);
-        theirs.push(django_);
-        rmSync(a, { recursive: true });
-        rmSync(b, { recursive: true });
-        const line = (label: string, result: Result, ratio: string) =>
-          console.log(
-            `${String(count).padEnd(8)} ${state.padEnd(6)} ${label.padEnd(26)} ${
-              result.ms.toFixed(0).padStart(6)
-            } ms ${Math.round(count / (result.ms / 1000)).toString().padStart(10)} ${
-              mb(result.peakRss).padStart(7)
-            } MB  ${ratio}`,
-          );
-        line("FileStore.sweep()", mine, "1.00");
-        line("Django: decode every file", django_, (django_.ms / mine.ms).toFixed(2));
-      }
-      summary.push({
-        runtime: RUNTIME,
-        state,
-        files: count,
-        fileStoreMs: ours.map((r) => Math.round(r.ms)),
-        djangoMs: theirs.map((r) => Math.round(r.ms)),
-        medianFilesPerSecond: Math.round(count / (median(ours.map((r) => r.ms)) / 1000)),
-        medianRatio: Number(median(ours.map((r, i) => theirs[i]!.ms / r.ms)).toFixed(2)),
-        peakRssMb: Number(mb(Math.max(...ours.map((r) => r.peakRss)))),
+        return {
+          dir,
+          now: writtenAt + 15 * DAY,
+          removed: Math.ceil(files / 2),
+          kept: Math.floor(files / 2),
+          done: () => rmSync(dir, { recursive: true }),
+        };
       });
     }
   }
 
   if (values.pools) {
-    const count = Math.max(2, Math.floor(sizes.at(-1)! / 5));
-    console.log(`\nFileStore's sweep of ${count} files with N removals in flight`);
+    const files = Math.max(2, Math.floor(sizes.at(-1)! / 5));
+    console.log(`\nFileStore's sweep of ${files} files, half expired, with N removals in flight`);
     for (const state of states) {
       for (let r = 0; r < repeat; r++) {
         const cells: string[] = [];
         for (const concurrency of [1, 4, 16, 64]) {
           const writtenAt = Date.now();
           const dir = join(root, `pool-${run++}`);
-          writeSessions(dir, count, writtenAt);
+          writeSessions(dir, files, writtenAt, true);
           settle(state);
-          const result = await withConcurrency(dir, writtenAt + 15 * DAY, concurrency);
-          check(`${concurrency} in flight`, result, count, dir);
+          const result = await withConcurrency(concurrency)(dir, writtenAt + 15 * DAY);
+          check(
+            `${concurrency} in flight`,
+            result,
+            Math.ceil(files / 2),
+            Math.floor(files / 2),
+            dir,
+          );
           rmSync(dir, { recursive: true });
           cells.push(`N=${concurrency}: ${result.ms.toFixed(0).padStart(5)} ms`);
         }

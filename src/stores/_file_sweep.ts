@@ -22,19 +22,30 @@
 // under its name; link() fails rather than replace a yet newer save, in which
 // case the taken copy is dropped.
 //
-// Why both kinds of calls. Judging is an lstat, which the kernel answers from
-// its caches: a synchronous one costs a few microseconds, an asynchronous one
-// a thread hand-off more (on Deno, three to four times as much). Removing is
-// the expensive part (freeing a file that was written back to disk takes the
-// file system 100 to 300 us here), and part of that work overlaps when
-// several removals run at once. So the sweeper judges with synchronous calls,
-// in slices of a few milliseconds between which it yields to the event loop
-// (a server sweeping its own directory keeps serving), and hands the expired
-// files to asynchronous removals, CONCURRENCY at a time.
-// bench/clearsessions_bench.ts measures the choices.
+// Why both kinds of calls. Judging (lstat) and taking aside (rename, lstat)
+// touch only the kernel's caches and the directory: a synchronous call costs
+// a few microseconds, an asynchronous one a thread hand-off more (on Deno,
+// three to four times as much), and taking right after judging keeps the
+// window for a concurrent save at microseconds. Freeing the file is the
+// expensive part (100 to 300 us for a file written back to disk, on this
+// project's test machine), and that work overlaps when several unlinks run at
+// once. So the sweeper judges and takes with synchronous calls, in slices of
+// a few milliseconds between which it yields to the event loop (a server
+// sweeping its own directory keeps serving), and unlinks what it took
+// asynchronously, CONCURRENCY at a time. bench/clearsessions_bench.ts
+// measures the choices.
 
-import { closeSync, lstatSync, openSync, readSync, type Stats, unlinkSync } from "node:fs";
-import { link, lstat, readdir, rename, unlink } from "node:fs/promises";
+import {
+  closeSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  readSync,
+  renameSync,
+  type Stats,
+  unlinkSync,
+} from "node:fs";
+import { readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { generateKey, isValidKey } from "../_key.ts";
@@ -55,7 +66,7 @@ export interface SweepTarget {
 
 // The longest run of synchronous calls between two turns of the event loop.
 const SLICE_MS = 5;
-// Removals in flight at once: the best of 1, 4, 16 and 64 on files written
+// Unlinks in flight at once: the best of 1, 4, 16 and 64 on files written
 // back to disk, on both runtimes (bench/clearsessions_bench.ts --pools).
 const CONCURRENCY = 16;
 // An mtime that is not later than the ctime by more than this is not taken as
@@ -80,10 +91,6 @@ const deno = (globalThis as { Deno?: typeof Deno }).Deno;
 
 function lstatFacts(file: string): FileFacts {
   return deno !== undefined ? denoFacts(deno.lstatSync(file)) : nodeFacts(lstatSync(file));
-}
-
-async function lstatFactsAsync(file: string): Promise<FileFacts> {
-  return deno !== undefined ? denoFacts(await deno.lstat(file)) : nodeFacts(await lstat(file));
 }
 
 function denoFacts(info: Deno.FileInfo): FileFacts {
@@ -124,7 +131,7 @@ export interface SweepInternals {
   beforeTake?(file: string): void;
   /** After a file taken aside turned out to be live, before it is linked back. */
   beforeRestore?(file: string): void;
-  /** Removals in flight at once, instead of CONCURRENCY. */
+  /** Unlinks in flight at once, instead of CONCURRENCY. */
   concurrency?: number;
 }
 
@@ -219,14 +226,11 @@ class Sweep {
     } else if (this.#dryRun) {
       this.report.removed++;
     } else {
-      const removal: Promise<void> = this.#remove(file, before).finally(() => {
-        this.#removals.delete(removal);
-      });
-      this.#removals.add(removal);
+      this.#remove(file, before);
     }
   }
 
-  /** Whether as many removals as may run at once are running. */
+  /** Whether as many unlinks as may run at once are running. */
   get busy(): boolean {
     return this.#removals.size >= this.#concurrency;
   }
@@ -257,42 +261,28 @@ class Sweep {
     return Number.isFinite(facts.mtimeMs) ? facts.mtimeMs + this.#cookieAgeMs : Infinity;
   }
 
-  // Never rejects: a failure is counted and reported.
-  async #remove(file: string, judged: FileFacts): Promise<void> {
+  #remove(file: string, judged: FileFacts): void {
     const aside = `${file}${this.#target.tempMark}${this.#asideMark}${
       (this.#taken++).toString(36)
     }`;
     this.#hooks.beforeTake?.(file);
     try {
-      await rename(file, aside);
+      renameSync(file, aside);
     } catch (error) {
       if (!isMissing(error)) this.#fail("remove an expired session file", error);
       return;
     }
-    let taken: FileFacts;
-    try {
-      taken = await lstatFactsAsync(aside);
-    } catch (error) {
-      if (!isMissing(error)) this.#fail("remove an expired session file", error);
-      return;
-    }
+    const taken = this.#lstat(aside, "remove an expired session file");
+    if (taken === null) return;
     if (isSameFile(taken, judged)) {
-      try {
-        await unlink(aside);
-      } catch (error) {
-        if (!isMissing(error)) {
-          this.#fail("remove an expired session file", error);
-          return;
-        }
-      }
-      this.report.removed++;
+      this.#unlinkLater(aside);
       return;
     }
     // A save made the session live again: put it back, unless a yet newer
     // save already stands at the name.
     this.#hooks.beforeRestore?.(file);
     try {
-      await link(aside, file);
+      linkSync(aside, file);
     } catch (error) {
       if (errorCode(error) !== "EEXIST") {
         // The session stays under the aside name, for an operator to see.
@@ -301,11 +291,24 @@ class Sweep {
       }
     }
     try {
-      await unlink(aside);
+      unlinkSync(aside);
     } catch (error) {
       if (!isMissing(error)) this.#fail("remove a temp file", error);
     }
     this.report.kept++;
+  }
+
+  // The file is out of every save's way under its aside name: freeing it,
+  // the costly part, runs alongside the judging and other removals.
+  #unlinkLater(aside: string): void {
+    const removal: Promise<void> = unlink(aside).then(
+      () => void this.report.removed++,
+      (error) => {
+        if (isMissing(error)) this.report.removed++;
+        else this.#fail("remove an expired session file", error);
+      },
+    ).finally(() => this.#removals.delete(removal));
+    this.#removals.add(removal);
   }
 
   #visitTemp(file: string): void {
