@@ -2,8 +2,8 @@
 // does (list the directory, open and decode every file, judge its expiry from
 // its content, remove it), on the same files, in the same run.
 //
-//   deno run --v8-flags=--expose-gc --allow-read --allow-write --allow-env \
-//     --allow-run=sync bench/clearsessions_bench.ts [options]
+//   deno run --allow-read --allow-write --allow-env --allow-run \
+//     bench/clearsessions_bench.ts [options]
 //   bun bench/clearsessions_bench.ts [options]
 //
 // --files 100000   session files per sweep; a list such as 25000,100000 also
@@ -16,15 +16,21 @@
 // --pools          also FileStore's sweep with 1, 4, 16 and 64 removals in
 //                  flight (on a fifth of the files), to choose that number
 //
-// Two scenarios. "all live": no file has expired, so the sweeps only judge
-// (FileStore with one lstat a file, Django by reading and decoding each);
+// Three sweeps: FileStore's; Django's; and "stat + unlink", FileStore's
+// judging followed by a plain unlink, without the protection against a
+// concurrent save (so its difference with FileStore's is that protection's
+// price). Two scenarios. "all live": no file has expired, so the sweeps only
+// judge (with one lstat a file, or by reading and decoding each, Django's way);
 // the files are written once and every sweep goes over them. "half expired"
 // (the target: 100 000 files in under 3 s): half the files are removed, on
 // new files for every sweep. Files expire 10 or 20 days after they were
 // written and the sweeps judge as of 15 days later, so that every file looks
 // as it would after ordinary use (its mtime, the expiry, later than its ctime,
-// the write). Peak RSS is sampled every 10 ms and at every progress report.
-// The machine may be shared: compare ratios, and the repeats with each other.
+// the write). Each sweep runs in a process of its own (_clearsessions_sweep.ts),
+// which samples its RSS every 10 ms and at every progress report, so that the
+// peak is the sweep's. Before files are written, `sync` lets the disk finish
+// the previous sweep's work. The machine may be shared: compare ratios, and
+// the repeats with each other.
 
 import {
   closeSync,
@@ -33,19 +39,15 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
-  readFileSync,
   rmSync,
-  unlinkSync,
   writeSync,
 } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { setImmediate as nextTurn } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { FileStore } from "../mod.ts";
-import { sweepFiles } from "../src/stores/_file_sweep.ts";
 
 const DAY = 86_400_000;
 const RUNTIME = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
@@ -57,7 +59,30 @@ interface Result {
   kept: number;
 }
 
-type Sweeper = (dir: string, now: number) => Promise<Result>;
+type Sweeper = (dir: string, now: number) => Result;
+
+const SWEEP = fileURLToPath(new URL("./_clearsessions_sweep.ts", import.meta.url));
+
+// Runs one sweep in a new process of this runtime.
+function sweepIn(kind: string, concurrency?: number): Sweeper {
+  return (dir, now) => {
+    const args = [SWEEP, kind, dir, String(now), ...(concurrency ? [String(concurrency)] : [])];
+    const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+    const output = deno !== undefined
+      ? execFileSync(deno.execPath(), [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        ...args,
+      ])
+      : execFileSync(process.execPath, args);
+    return JSON.parse(new TextDecoder().decode(output));
+  };
+}
+const fileStore = sweepIn("filestore");
+const django = sweepIn("django");
+const unsafe = sweepIn("unsafe");
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -102,93 +127,8 @@ function writeSessions(dir: string, count: number, writtenAt: number, halfExpire
 }
 
 // Writes every dirty page back, as the kernel does within a minute of a write.
-function settle(state: string): void {
-  if (state === "disk") execFileSync("sync");
-}
-
-class RssPeak {
-  peak = process.memoryUsage().rss;
-  readonly #timer = setInterval(() => this.sample(), 10);
-  sample(): void {
-    this.peak = Math.max(this.peak, process.memoryUsage().rss);
-  }
-  stop(): number {
-    clearInterval(this.#timer);
-    this.sample();
-    return this.peak;
-  }
-}
-
-function collectGarbage(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun !== undefined) bun.gc(true);
-  else (globalThis as { gc?: () => void }).gc?.();
-}
-
-async function fileStore(dir: string, now: number): Promise<Result> {
-  const store = new FileStore({ path: dir });
-  collectGarbage();
-  const rss = new RssPeak();
-  const started = performance.now();
-  const report = await store.sweep({ now, onProgress: () => rss.sample() });
-  const ms = performance.now() - started;
-  if (report.failed > 0) throw new Error(`the sweep failed: ${report.errors.join("; ")}`);
-  return { ms, peakRss: rss.stop(), removed: report.removed, kept: report.kept };
-}
-
-// Django's FileSessionStore.clear_expired(): os.listdir(), then for each name
-// with the prefix, load() the session, which reads and decodes the file,
-// takes the expiry from the content, and deletes the file if it has passed.
-// Synchronous calls in slices, as FileStore judges, so that the ratio
-// measures reading and decoding against a stat.
-async function django(dir: string, now: number): Promise<Result> {
-  collectGarbage();
-  const rss = new RssPeak();
-  const started = performance.now();
-  let removed = 0;
-  let kept = 0;
-  let sliceEnd = performance.now() + 5;
-  for (const name of readdirSync(dir)) {
-    if (!name.startsWith("sessionid")) continue;
-    const file = join(dir, name);
-    const text = readFileSync(file, "utf8");
-    const newline = text.indexOf("\n");
-    const expiresAt = Number(text.slice(0, newline));
-    JSON.parse(text.slice(newline + 1));
-    if (expiresAt <= now) {
-      unlinkSync(file);
-      removed++;
-    } else {
-      kept++;
-    }
-    if (performance.now() >= sliceEnd) {
-      rss.sample();
-      await nextTurn();
-      sliceEnd = performance.now() + 5;
-    }
-  }
-  return { ms: performance.now() - started, peakRss: rss.stop(), removed, kept };
-}
-
-// FileStore's sweep with another number of removals in flight.
-function withConcurrency(concurrency: number): Sweeper {
-  return async (dir, now) => {
-    collectGarbage();
-    const rss = new RssPeak();
-    const started = performance.now();
-    const target = {
-      path: dir,
-      prefix: "sessionid",
-      tempMark: ".tmp-",
-      staleTempAfter: 60_000,
-      cookieAge: 1_209_600,
-    };
-    const report = await sweepFiles(target, { now, onProgress: () => rss.sample() }, {
-      concurrency,
-    });
-    const ms = performance.now() - started;
-    return { ms, peakRss: rss.stop(), removed: report.removed, kept: report.kept };
-  };
+function sync(): void {
+  execFileSync("sync");
 }
 
 // Hono's habit: check each contender's output, not only its time.
@@ -206,7 +146,7 @@ const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(li
 
 function line(files: number, scenario: string, label: string, result: Result, ratio: string) {
   console.log(
-    `${String(files).padEnd(7)} ${scenario.padEnd(18)} ${label.padEnd(17)} ${
+    `${String(files).padEnd(7)} ${scenario.padEnd(19)} ${label.padEnd(17)} ${
       result.ms.toFixed(0).padStart(6)
     } ms ${Math.round(files / (result.ms / 1000)).toString().padStart(8)} ${
       mb(result.peakRss).padStart(6)
@@ -220,28 +160,38 @@ let run = 0;
 
 // Runs both sweeps `repeat` times, alternating which goes first, and prints
 // and keeps the figures. `prepare` gives each sweep its directory.
-async function compare(
+function compare(
   files: number,
   scenario: string,
   prepare: () => { dir: string; now: number; removed: number; kept: number; done(): void },
-): Promise<void> {
+): void {
   const ours: Result[] = [];
   const theirs: Result[] = [];
+  const unprotected: Result[] = [];
   for (let r = 0; r < repeat; r++) {
     const order: [string, Sweeper, Result[]][] = [
       ["FileStore.sweep()", fileStore, ours],
       ["Django-style", django, theirs],
+      ["stat + unlink", unsafe, unprotected],
     ];
-    if (r % 2 === 1) order.reverse();
+    // Each goes first in turn.
+    for (let i = 0; i < r % order.length; i++) order.push(order.shift()!);
     for (const [label, sweep, results] of order) {
       const { dir, now, removed, kept, done } = prepare();
-      const result = await sweep(dir, now);
+      const result = sweep(dir, now);
       check(label, result, removed, kept, dir);
       done();
       results.push(result);
     }
     line(files, scenario, "FileStore.sweep()", ours[r]!, "1.00");
     line(files, scenario, "Django-style", theirs[r]!, (theirs[r]!.ms / ours[r]!.ms).toFixed(2));
+    line(
+      files,
+      scenario,
+      "stat + unlink",
+      unprotected[r]!,
+      (unprotected[r]!.ms / ours[r]!.ms).toFixed(2),
+    );
   }
   summary.push({
     runtime: RUNTIME,
@@ -251,6 +201,7 @@ async function compare(
     djangoMs: theirs.map((r) => Math.round(r.ms)),
     fileStoreFilesPerSecond: Math.round(files / (median(ours.map((r) => r.ms)) / 1000)),
     djangoOverFileStore: Number(median(ours.map((r, i) => theirs[i]!.ms / r.ms)).toFixed(2)),
+    unprotectedMs: unprotected.map((r) => Math.round(r.ms)),
     fileStorePeakRssMb: Number(mb(Math.max(...ours.map((r) => r.peakRss)))),
     djangoPeakRssMb: Number(mb(Math.max(...theirs.map((r) => r.peakRss)))),
   });
@@ -259,13 +210,13 @@ async function compare(
 try {
   console.log(`clearsessions bench on ${RUNTIME}\n`);
   console.log(
-    "files   scenario           sweep             elapsed  files/s  peak RSS  Django / FileStore",
+    "files   scenario            sweep             elapsed  files/s  peak RSS  time / FileStore's",
   );
   for (const files of sizes) {
     const writtenAt = Date.now();
     const dir = join(root, `live-${run++}`);
     writeSessions(dir, files, writtenAt, false);
-    await compare(files, "all live", () => ({
+    compare(files, "all live", () => ({
       dir,
       now: writtenAt + 15 * DAY,
       removed: 0,
@@ -276,11 +227,12 @@ try {
   }
   for (const state of states) {
     for (const files of sizes) {
-      await compare(files, `half expired, ${state}`, () => {
+      compare(files, `half expired, ${state}`, () => {
+        sync();
         const writtenAt = Date.now();
         const dir = join(root, `half-${run++}`);
         writeSessions(dir, files, writtenAt, true);
-        settle(state);
+        if (state === "disk") sync();
         return {
           dir,
           now: writtenAt + 15 * DAY,
@@ -299,11 +251,12 @@ try {
       for (let r = 0; r < repeat; r++) {
         const cells: string[] = [];
         for (const concurrency of [1, 4, 16, 64]) {
+          sync();
           const writtenAt = Date.now();
           const dir = join(root, `pool-${run++}`);
           writeSessions(dir, files, writtenAt, true);
-          settle(state);
-          const result = await withConcurrency(concurrency)(dir, writtenAt + 15 * DAY);
+          if (state === "disk") sync();
+          const result = sweepIn("filestore", concurrency)(dir, writtenAt + 15 * DAY);
           check(
             `${concurrency} in flight`,
             result,
