@@ -65,3 +65,4 @@ export {
 export { SqliteStore, type SqliteStoreOptions } from "./src/stores/sqlite.ts";
 export { type RedisCommandClient, RedisStore, type RedisStoreOptions } from "./src/stores/redis.ts";
 export { CachedStore } from "./src/stores/cached.ts";
+export type { SweepOptions, SweepReport } from "./src/stores/store.ts";

@@ -5,17 +5,21 @@
  */
 
 import { statSync } from "node:fs";
-import { link, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { link, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKey, isValidKey } from "../_key.ts";
 import { SessionExistsError, SessionInterruptedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { errorCode, fileError, isMissing } from "./_file_errors.ts";
+import { sweepFiles } from "./_file_sweep.ts";
 import {
   createWithUniqueKey,
   type SessionStore,
   type StoredSession,
   type StoreSettings,
+  type SweepOptions,
+  type SweepReport,
 } from "./store.ts";
 
 /**
@@ -102,6 +106,7 @@ export class FileStore implements SessionStore {
   #prefix: string;
   readonly #prefixGiven: boolean;
   readonly #staleTempAfter: number;
+  #cookieAge = 1_209_600;
   #logger: Logger = console;
 
   /**
@@ -179,6 +184,7 @@ export class FileStore implements SessionStore {
    */
   configure(settings: StoreSettings): void {
     if (!this.#prefixGiven) this.#prefix = settings.cookieName;
+    this.#cookieAge = settings.cookieAge;
     this.#logger = settings.logger;
   }
 
@@ -320,12 +326,15 @@ export class FileStore implements SessionStore {
   }
 
   /**
-   * Deletes every expired session file, deciding from each file's
-   * modification time (its expiry) without reading it, and temp files left
-   * by writes that crashed (older than `staleTempAfter`, a minute by default). A session saved while
-   * the sweep runs is kept.
+   * Deletes every expired session file and the temp files left by writes
+   * that crashed (older than `staleTempAfter`, a minute by default), and
+   * returns how many session files it removed. It decides from each file's
+   * modification time (its expiry) without reading it, and never removes a
+   * session saved while it runs. Takes the options of {@link sweep}.
    *
-   * @returns How many session files it removed.
+   * @returns How many session files it removed (would remove, in a dry run).
+   * @throws {Error} when the directory cannot be listed, or when some expired
+   * files could not be removed (after trying every other one).
    * @example
    * ```ts
    * import { FileStore } from "@tessera/sessions";
@@ -333,59 +342,53 @@ export class FileStore implements SessionStore {
    * const removed = await new FileStore({ path: Deno.makeTempDirSync() }).clearExpired();
    * ```
    */
-  async clearExpired(): Promise<number> {
-    let removed = 0;
-    const names = await readdir(this.path).catch((error) => {
-      throw fileError("list the session directory", this.path, error);
-    });
-    for (const name of names) {
-      if (!name.startsWith(this.#prefix)) continue;
-      const rest = name.slice(this.#prefix.length);
-      const file = join(this.path, name);
-      if (isValidKey(rest)) {
-        if (await this.#removeIfExpired(file)) removed++;
-      } else if (rest.includes(TEMP_MARK)) {
-        await removeStaleTemp(file, this.#staleTempAfter);
-      }
+  async clearExpired(options: SweepOptions = {}): Promise<number> {
+    const report = await this.sweep(options);
+    if (report.failed > 0) {
+      throw new Error(
+        `Cannot clear the expired sessions in '${this.path}' as ${report.failed} ${
+          report.failed === 1 ? "file" : "files"
+        } failed; the first: ${report.errors[0]}`,
+      );
     }
-    return removed;
+    return report.removed;
   }
 
-  // Rename the file aside, look again, and put it back if a save made it
-  // live between the first look and the rename: a rename or a link moves a
-  // whole inode, so the second look sees exactly what was taken.
-  async #removeIfExpired(file: string): Promise<boolean> {
-    const now = Date.now();
-    const before = await stat(file).catch(() => null);
-    // Only a regular file is a session: a directory that carries a session's
-    // name is not the sweeper's to move or remove.
-    if (before === null || !before.isFile() || before.mtimeMs > now) return false;
-    const aside = `${file}${TEMP_MARK}sweep${generateKey().slice(0, 8)}`;
-    // The file system's own errors name the file, and so the key.
-    const fail = (error: unknown): never => {
-      throw fileError("remove an expired session file", this.path, error);
-    };
-    try {
-      await rename(file, aside);
-    } catch (error) {
-      if (isMissing(error)) return false;
-      fail(error);
-    }
-    const taken = await stat(aside).catch(fail);
-    if (taken.mtimeMs <= now) {
-      await unlink(aside).catch(fail);
-      return true;
-    }
-    try {
-      // A newer save may already stand at the name; link() never replaces it.
-      await link(aside, file);
-    } catch (error) {
-      if (errorCode(error) !== "EEXIST") {
-        throw fileError("restore a live session file", this.path, error);
-      }
-    }
-    await unlink(aside).catch(fail);
-    return false;
+  /**
+   * Sweeps the directory as {@link clearExpired} does and reports what it
+   * removed and kept. A file that cannot be checked or removed is counted in
+   * `failed` and the sweep goes on. The directory is read as a stream, and
+   * the sweep's memory does not grow with the number of files on Deno (on
+   * Bun, the list of names is read at once: about 70 bytes a file).
+   *
+   * The expiry of a file is its modification time, which FileStore sets to
+   * it. A file whose modification time was reset by something else (a copy,
+   * `touch`, a restore) has its expiry read from its first line instead;
+   * a file without a readable expiry there either expires `cookieAge`
+   * seconds after its modification time, as in Django.
+   *
+   * @throws {Error} when the directory cannot be listed.
+   * @throws {TypeError} for options of the wrong type.
+   * @example Counting without removing
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { FileStore } from "@tessera/sessions";
+   *
+   * const store = new FileStore({ path: Deno.makeTempDirSync() });
+   * await store.create({ data: "{}", expiresAt: Date.now() + 60_000 });
+   * const report = await store.sweep({ dryRun: true });
+   * assert.deepEqual(report, { removed: 0, kept: 1, tempRemoved: 0, failed: 0, errors: [] });
+   * ```
+   */
+  async sweep(options: SweepOptions = {}): Promise<SweepReport> {
+    checkSweepOptions(options);
+    return await sweepFiles({
+      path: this.path,
+      prefix: this.#prefix,
+      tempMark: TEMP_MARK,
+      staleTempAfter: this.#staleTempAfter,
+      cookieAge: this.#cookieAge,
+    }, options);
   }
 
   async #writeTemp(file: string, record: StoredSession): Promise<string> {
@@ -418,28 +421,24 @@ function parseRecord(text: string): StoredSession | null {
   return { data: text.slice(newline + 1), expiresAt };
 }
 
-async function removeStaleTemp(file: string, staleAfter: number): Promise<void> {
-  const info = await stat(file).catch(() => null);
-  // ctime, not mtime: a temp file's mtime is already set to the expiry.
-  if (info !== null && info.ctimeMs <= Date.now() - staleAfter) {
-    await unlink(file).catch(() => {});
+function checkSweepOptions(options: SweepOptions): void {
+  const { dryRun, onProgress, now, cookieAge } = options;
+  if (dryRun !== undefined && typeof dryRun !== "boolean") {
+    throw new TypeError(
+      `Cannot sweep as 'dryRun' must be true or false: current value is ${dryRun}`,
+    );
   }
-}
-
-function errorCode(error: unknown): string | undefined {
-  return (error as { code?: unknown } | null)?.code as string | undefined;
-}
-
-function isMissing(error: unknown): boolean {
-  const code = errorCode(error);
-  return code === "ENOENT" || code === "ENOTDIR";
-}
-
-// The file system's own message names the file, and so the session key: it
-// is replaced by one that names only the directory and the error code.
-function fileError(action: string, directory: string, error: unknown): Error {
-  const code = errorCode(error) ?? "unknown error";
-  const wrapped = new Error(`Cannot ${action} in '${directory}': ${code}`);
-  (wrapped as Error & { code?: string }).code = code;
-  return wrapped;
+  if (onProgress !== undefined && typeof onProgress !== "function") {
+    throw new TypeError("Cannot sweep as 'onProgress' must be a function");
+  }
+  if (now !== undefined && !Number.isFinite(now)) {
+    throw new TypeError(
+      `Cannot sweep as 'now' must be a number of milliseconds since the epoch: current value is ${now}`,
+    );
+  }
+  if (cookieAge !== undefined && (!Number.isSafeInteger(cookieAge) || cookieAge < 0)) {
+    throw new RangeError(
+      `Cannot sweep as 'cookieAge' must be a non-negative whole number of seconds: current value is ${cookieAge}`,
+    );
+  }
 }

@@ -243,6 +243,136 @@ export interface SessionStore {
    * ```
    */
   clearExpired(): Promise<number>;
+  /**
+   * Optional: `clearExpired()` with a dry run, progress and a fuller
+   * report, for the `clearsessions` command. A store that has it also
+   * accepts the same options in `clearExpired()`.
+   *
+   * @example
+   * ```ts
+   * import { FileStore } from "@tessera/sessions";
+   *
+   * const store = new FileStore({ path: Deno.makeTempDirSync() });
+   * const { removed, kept } = await store.sweep({ dryRun: true });
+   * ```
+   */
+  sweep?(options?: SweepOptions): Promise<SweepReport>;
+}
+
+/**
+ * How a store sweeps expired sessions (`store.sweep()`, and `clearExpired()`
+ * on a store that has `sweep()`).
+ *
+ * @example
+ * ```ts
+ * import type { SweepOptions } from "@tessera/sessions";
+ *
+ * const options: SweepOptions = { dryRun: true, onProgress: (checked) => console.log(checked) };
+ * ```
+ */
+export interface SweepOptions {
+  /**
+   * Count what would be removed and remove nothing.
+   *
+   * @default {false}
+   * @example
+   * ```ts
+   * const dryRun = true;
+   * ```
+   */
+  dryRun?: boolean;
+  /**
+   * Called now and then during the sweep, and once at its end, with how many
+   * entries were checked so far.
+   *
+   * @example
+   * ```ts
+   * const onProgress = (checked: number) => console.log(`${checked} checked`);
+   * ```
+   */
+  onProgress?: (checked: number) => void;
+  /**
+   * The instant, in milliseconds since the epoch, that expiries are compared
+   * with: what expired at or before it is removed. Tests and benchmarks move
+   * it; a later instant removes sessions that are still live now.
+   *
+   * @default {Date.now()}
+   * @example
+   * ```ts
+   * const now = Date.now();
+   * ```
+   */
+  now?: number;
+  /**
+   * Seconds a record whose own expiry cannot be read lives after its last
+   * modification, as Django's file engine judges a session without a custom
+   * expiry. Stores that always know each record's expiry ignore it.
+   *
+   * @default {the cookieAge given to withSessions, two weeks by default}
+   * @example
+   * ```ts
+   * const cookieAge = 60 * 60 * 24;
+   * ```
+   */
+  cookieAge?: number;
+}
+
+/**
+ * What a sweep did (or, in a dry run, would do).
+ *
+ * @example
+ * ```ts
+ * import type { SweepReport } from "@tessera/sessions";
+ *
+ * const report: SweepReport = { removed: 2, kept: 5, tempRemoved: 0, failed: 0, errors: [] };
+ * ```
+ */
+export interface SweepReport {
+  /**
+   * Expired sessions removed.
+   *
+   * @example
+   * ```ts
+   * const removed = 2;
+   * ```
+   */
+  removed: number;
+  /**
+   * Live sessions left in place, including any saved again during the sweep.
+   *
+   * @example
+   * ```ts
+   * const kept = 5;
+   * ```
+   */
+  kept: number;
+  /**
+   * Leftovers of interrupted writes removed (the file engine's old temp files).
+   *
+   * @example
+   * ```ts
+   * const tempRemoved = 0;
+   * ```
+   */
+  tempRemoved: number;
+  /**
+   * Entries that could not be checked or removed; the sweep goes on past them.
+   *
+   * @example
+   * ```ts
+   * const failed = 0;
+   * ```
+   */
+  failed: number;
+  /**
+   * The messages of the first few failures; they never name a session key.
+   *
+   * @example
+   * ```ts
+   * const errors = ["Cannot remove an expired session file in './sessions': EACCES"];
+   * ```
+   */
+  errors: string[];
 }
 
 // A 165-bit key collides about never; a run of collisions means a store that
