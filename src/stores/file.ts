@@ -369,6 +369,7 @@ export class FileStore implements SessionStore {
    *
    * @throws {Error} when the directory cannot be listed.
    * @throws {TypeError} for options of the wrong type.
+   * @throws {RangeError} for a `cookieAge` that is not a whole number of seconds.
    * @example Counting without removing
    * ```ts
    * import assert from "node:assert/strict";
