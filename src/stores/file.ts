@@ -357,9 +357,9 @@ export class FileStore implements SessionStore {
   /**
    * Sweeps the directory as {@link clearExpired} does and reports what it
    * removed and kept. A file that cannot be checked or removed is counted in
-   * `failed` and the sweep goes on. The directory is read as a stream, and
-   * the sweep's memory does not grow with the number of files on Deno (on
-   * Bun, the list of names is read at once: about 70 bytes a file).
+   * `failed` and the sweep goes on. On Deno the directory is read as a
+   * stream, so memory hardly grows with the number of files; Bun has no
+   * streaming directory reader, so there the list of names is read at once.
    *
    * The expiry of a file is its modification time, which FileStore sets to
    * it. A file whose modification time was reset by something else (a copy,
@@ -369,6 +369,7 @@ export class FileStore implements SessionStore {
    *
    * @throws {Error} when the directory cannot be listed.
    * @throws {TypeError} for options of the wrong type.
+   * @throws {RangeError} for a `cookieAge` that is not a whole number of seconds.
    * @example Counting without removing
    * ```ts
    * import assert from "node:assert/strict";

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { type CommandIo, main, type Summary, USAGE } from "../../src/cli/clearsessions.ts";
-import { FileStore } from "../../mod.ts";
+import { FileStore, Session } from "../../mod.ts";
+import { sessionConfig } from "../_config.ts";
 import { run } from "../_spawn.ts";
 
 const dirs: string[] = [];
@@ -251,6 +252,27 @@ describe("clearsessions --config", () => {
     assert.equal(summary.removed, 1);
     assert.deepEqual(readdirSync(dir), [`myapp${live}`]);
     assert.equal(readdirSync(other.dir).length, 2);
+  });
+
+  it("removes what expired with cookieAge 0 and keeps a custom future expiry (Django's test_clearsessions_command)", async () => {
+    const dir = freshDir();
+    const store = new FileStore({ path: dir });
+    const keys: Record<string, string> = {};
+    for (const [name, expiry] of [["future", 3600], ["past", -3600], ["none", null]] as const) {
+      const session = new Session(null, sessionConfig(store, { cookieAge: 0 }));
+      session.set("name", name);
+      if (expiry !== null) session.setExpiry(expiry);
+      await session.save();
+      keys[name] = session.sessionKey!;
+    }
+    const module = config(
+      `export default { store: new sessions.FileStore({ path: ${
+        JSON.stringify(dir)
+      } }), cookieAge: 0 };`,
+    );
+    const summary = await json(["--config", module]);
+    assert.deepEqual([summary.code, summary.removed, summary.kept], [0, 2, 1]);
+    assert.deepEqual(readdirSync(dir), [`sessionid${keys.future}`]);
   });
 
   it("takes the default export, and prefers 'options' when there are both", async () => {
