@@ -210,25 +210,21 @@ function withHeaders(response: Response, change: (headers: Headers) => void): Re
 }
 
 function answerSessionError(error: unknown, options: ResolvedOptions): Response | null {
-  if (error instanceof SessionInterruptedError) {
-    return new Response(error.message, {
-      status: 400,
-      headers: { "Content-Type": "text/plain; charset=utf-8" },
-    });
-  }
+  if (error instanceof SessionInterruptedError) return plainText(400, error.message);
   if (error instanceof CookieTooLargeError) {
     options.logger.error(error.message);
-    return new Response("Internal Server Error", {
-      status: 500,
-      headers: { "Content-Type": "text/plain; charset=utf-8" },
-    });
+    return plainText(500, "Internal Server Error");
   }
   if (error instanceof SessionStoreError) {
     options.logger.error(`${error.message}: the session store failed`, error.cause);
-    return new Response("Internal Server Error", {
-      status: 500,
-      headers: { "Content-Type": "text/plain; charset=utf-8" },
-    });
+    return plainText(500, "Internal Server Error");
   }
   return null;
+}
+
+function plainText(status: number, body: string): Response {
+  return new Response(body, {
+    status,
+    headers: { "Content-Type": "text/plain; charset=utf-8" },
+  });
 }
