@@ -13,8 +13,10 @@
 //                  writing, while the file system still holds the new files
 //                  in memory; "disk" first writes them back (`sync`), as
 //                  sessions saved hours before are; or "both"
-// --pools          also FileStore's sweep with 1, 4, 16 and 64 removals in
-//                  flight (on a fifth of the files), to choose that number
+// --pools          instead, FileStore's sweep alone with 1, 4, 16, 32 and 64
+//                  removals in flight, to choose that number
+// --root <dir>     where the session directories go (default: the OS temp
+//                  dir), to compare file systems, say a tmpfs with a disk
 //
 // Three sweeps: FileStore's; Django's; and "stat + unlink", FileStore's
 // judging followed by a plain unlink, without the protection against a
@@ -91,6 +93,7 @@ const { values } = parseArgs({
     repeat: { type: "string", default: "3" },
     state: { type: "string", default: "cache" },
     pools: { type: "boolean", default: false },
+    root: { type: "string" },
   },
 });
 const sizes = values.files.split(",").map(Number);
@@ -154,7 +157,7 @@ function line(files: number, scenario: string, label: string, result: Result, ra
   );
 }
 
-const root = mkdtempSync(join(tmpdir(), "tessera-bench-clearsessions-"));
+const root = mkdtempSync(join(values.root ?? tmpdir(), "tessera-bench-clearsessions-"));
 const summary: Record<string, unknown>[] = [];
 let run = 0;
 
@@ -209,48 +212,13 @@ function compare(
 
 try {
   console.log(`clearsessions bench on ${RUNTIME}\n`);
-  console.log(
-    "files   scenario            sweep             elapsed  files/s  peak RSS  time / FileStore's",
-  );
-  for (const files of sizes) {
-    const writtenAt = Date.now();
-    const dir = join(root, `live-${run++}`);
-    writeSessions(dir, files, writtenAt, false);
-    compare(files, "all live", () => ({
-      dir,
-      now: writtenAt + 15 * DAY,
-      removed: 0,
-      kept: files,
-      done() {},
-    }));
-    rmSync(dir, { recursive: true });
-  }
-  for (const state of states) {
-    for (const files of sizes) {
-      compare(files, `half expired, ${state}`, () => {
-        sync();
-        const writtenAt = Date.now();
-        const dir = join(root, `half-${run++}`);
-        writeSessions(dir, files, writtenAt, true);
-        if (state === "disk") sync();
-        return {
-          dir,
-          now: writtenAt + 15 * DAY,
-          removed: Math.ceil(files / 2),
-          kept: Math.floor(files / 2),
-          done: () => rmSync(dir, { recursive: true }),
-        };
-      });
-    }
-  }
-
   if (values.pools) {
-    const files = Math.max(2, Math.floor(sizes.at(-1)! / 5));
-    console.log(`\nFileStore's sweep of ${files} files, half expired, with N removals in flight`);
+    const files = sizes.at(-1)!;
+    console.log(`FileStore's sweep of ${files} files, half expired, with N removals in flight`);
     for (const state of states) {
       for (let r = 0; r < repeat; r++) {
         const cells: string[] = [];
-        for (const concurrency of [1, 4, 16, 64]) {
+        for (const concurrency of [1, 4, 16, 32, 64]) {
           sync();
           const writtenAt = Date.now();
           const dir = join(root, `pool-${run++}`);
@@ -268,6 +236,41 @@ try {
           cells.push(`N=${concurrency}: ${result.ms.toFixed(0).padStart(5)} ms`);
         }
         console.log(`${state.padEnd(6)} ${cells.join("   ")}`);
+      }
+    }
+  } else {
+    console.log(
+      "files   scenario            sweep             elapsed  files/s  peak RSS  time / FileStore's",
+    );
+    for (const files of sizes) {
+      const writtenAt = Date.now();
+      const dir = join(root, `live-${run++}`);
+      writeSessions(dir, files, writtenAt, false);
+      compare(files, "all live", () => ({
+        dir,
+        now: writtenAt + 15 * DAY,
+        removed: 0,
+        kept: files,
+        done() {},
+      }));
+      rmSync(dir, { recursive: true });
+    }
+    for (const state of states) {
+      for (const files of sizes) {
+        compare(files, `half expired, ${state}`, () => {
+          sync();
+          const writtenAt = Date.now();
+          const dir = join(root, `half-${run++}`);
+          writeSessions(dir, files, writtenAt, true);
+          if (state === "disk") sync();
+          return {
+            dir,
+            now: writtenAt + 15 * DAY,
+            removed: Math.ceil(files / 2),
+            kept: Math.floor(files / 2),
+            done: () => rmSync(dir, { recursive: true }),
+          };
+        });
       }
     }
   }
