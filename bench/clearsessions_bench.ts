@@ -50,6 +50,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { median } from "./_stats.ts";
 
 const DAY = 86_400_000;
 const RUNTIME = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
@@ -145,7 +146,6 @@ function check(label: string, result: Result, removed: number, kept: number, dir
 }
 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
-const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
 
 function line(files: number, scenario: string, label: string, result: Result, ratio: string) {
   console.log(
