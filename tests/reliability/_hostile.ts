@@ -5,6 +5,7 @@
 
 import fc from "fast-check";
 import process from "node:process";
+import type { Session } from "../../mod.ts";
 
 /** The seed of every property; set TESSERA_FUZZ_SEED to replay another run. */
 export const SEED: number = Number(process.env.TESSERA_FUZZ_SEED ?? 20_240_607);
@@ -194,6 +195,17 @@ export const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<Action>("cycle") },
   { weight: 1, arbitrary: fc.constant<Action>("expiry") },
 );
+
+/** Does to `session` what a mutating `action` names; "none" and "read" do nothing here. */
+export async function perform(session: Session, action: Action): Promise<void> {
+  if (action === "set") session.set("touched", 1);
+  if (action === "flush") await session.flush();
+  if (action === "cycle") {
+    await session.cycleKey();
+    session.set("cycled", true);
+  }
+  if (action === "expiry") session.setExpiry(60);
+}
 
 const encoder = new TextEncoder();
 

@@ -22,6 +22,7 @@ import {
   action,
   expiryValue,
   headerChar,
+  perform,
   runs,
   SEED,
   sessionValue,
@@ -358,13 +359,7 @@ class Harness {
       if (doing === "none") return new Response("ok");
       const session = await getSession(req);
       this.seen = { key: session.sessionKey, items: session.items() };
-      if (doing === "set") session.set("touched", 1);
-      if (doing === "flush") await session.flush();
-      if (doing === "cycle") {
-        await session.cycleKey();
-        session.set("cycled", true);
-      }
-      if (doing === "expiry") session.setExpiry(60);
+      await perform(session, doing);
       return new Response("ok");
     };
     this.handlers = CONFIGS.map((options) =>

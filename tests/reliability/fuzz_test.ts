@@ -41,6 +41,7 @@ import {
   EXPIRED_KEYS,
   fileBytes,
   LIVE_KEYS,
+  perform,
   runs,
   SEED,
   storedData,
@@ -184,13 +185,7 @@ class Harness {
       this.seen = { key: session.sessionKey, items: session.items() };
       if (session.sessionKey !== null) this.adopted++;
       else if (this.changeLoadedOnly && doing !== "flush") return new Response("ok");
-      if (doing === "set") session.set("touched", 1);
-      if (doing === "flush") await session.flush();
-      if (doing === "cycle") {
-        await session.cycleKey();
-        session.set("cycled", true);
-      }
-      if (doing === "expiry") session.setExpiry(60);
+      await perform(session, doing);
       return new Response("ok", {
         headers: { "x-session-key": this.seen.key ?? "-" },
       });

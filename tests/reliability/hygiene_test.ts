@@ -16,6 +16,7 @@ import {
   getSession,
   type Logger,
   MemoryStore,
+  type Session,
   type SessionOptions,
   withSessions,
 } from "../../mod.ts";
@@ -254,6 +255,14 @@ class Transcript {
     }
   }
 
+  /** Misuses `session` in each way that throws, recording the errors. */
+  async misuse(session: Session): Promise<void> {
+    await this.caught(() => session.set("f", (() => 1) as never));
+    await this.caught(() => session.setExpiry(1.5));
+    await this.caught(() => session.setExpiry(new Date(NaN)));
+    await this.caught(() => session.set("_session_expiry", 1));
+  }
+
   includes(pattern: RegExp): boolean {
     return this.entries.some((entry) => pattern.test(entry));
   }
@@ -341,12 +350,7 @@ describe("secrets and session keys never reach logs or error messages", () => {
             const session = await getSession(req);
             if (path === "/race") await store.delete(session.sessionKey!);
             if (path === "/create-taken") await transcript.caught(() => session.save(true));
-            if (path === "/misuse") {
-              await transcript.caught(() => session.set("f", (() => 1) as never));
-              await transcript.caught(() => session.setExpiry(1.5));
-              await transcript.caught(() => session.setExpiry(new Date(NaN)));
-              await transcript.caught(() => session.set("_session_expiry", 1));
-            }
+            if (path === "/misuse") await transcript.misuse(session);
             session.set("n", 1);
             return new Response("ok");
           }, options);
@@ -429,12 +433,7 @@ describe("secrets and session keys never reach logs or error messages", () => {
         const path = new URL(req.url).pathname;
         const session = await getSession(req);
         if (path === "/create-taken") await transcript.caught(() => session.save(true));
-        if (path === "/misuse") {
-          await transcript.caught(() => session.set("f", (() => 1) as never));
-          await transcript.caught(() => session.setExpiry(1.5));
-          await transcript.caught(() => session.setExpiry(new Date(NaN)));
-          await transcript.caught(() => session.set("_session_expiry", 1));
-        }
+        if (path === "/misuse") await transcript.misuse(session);
         // Random text: deflating it saves nothing.
         if (path === "/big") {
           session.set("big", crypto.getRandomValues(new Uint8Array(4000)).toBase64());
