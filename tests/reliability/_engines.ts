@@ -7,7 +7,7 @@
 // properties of its own (cookie_fuzz_test.ts).
 
 import { Buffer } from "node:buffer";
-import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -155,7 +155,10 @@ export const ENGINES: readonly Engine[] = [
           const file = new Uint8Array(head.length + data.length);
           file.set(head);
           file.set(data, head.length);
-          writeFileSync(store.fileOf(key), file);
+          // Owned by this user and 0600, as the engine's own files are: what
+          // is tested is the content, not the file's ownership or mode.
+          writeFileSync(store.fileOf(key), file, { mode: 0o600 });
+          chmodSync(store.fileOf(key), 0o600);
           // The engine's sweeper reads the expiry from the modification time.
           utimesSync(store.fileOf(key), new Date(), new Date(expiresAt));
           return Promise.resolve();
