@@ -6,6 +6,7 @@
 // it joins the load and hygiene tests as COOKIE_ENGINE, and has hostile-input
 // properties of its own (cookie_fuzz_test.ts).
 
+import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { chmodSync, existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -247,6 +248,15 @@ export const ENGINES: readonly Engine[] = [
     },
   },
 ];
+
+/**
+ * The data of a record that withSessions stored with a secret: what follows
+ * the signature ("s1:" + 43 characters + ":"). Throws for an unsigned record.
+ */
+export function signedData(stored: string): string {
+  assert.match(stored, /^s1:[A-Za-z0-9_-]{43}:/, "the record is signed");
+  return stored.slice(47);
+}
 
 /** A secret of the signed-cookie engine, for tests that only need one that works. */
 export const COOKIE_SECRET = "reliability-cookie-secret-0123456789abcdef";
