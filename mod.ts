@@ -66,3 +66,4 @@ export { SqliteStore, type SqliteStoreOptions } from "./src/stores/sqlite.ts";
 export { type RedisCommandClient, RedisStore, type RedisStoreOptions } from "./src/stores/redis.ts";
 export { CachedStore } from "./src/stores/cached.ts";
 export type { SweepOptions, SweepReport } from "./src/stores/store.ts";
+export { startSweeper, type Sweeper, type SweeperOptions } from "./src/sweeper.ts";
