@@ -7,6 +7,8 @@ export interface CookieAttributes {
   secure: boolean;
   httpOnly: boolean;
   sameSite: "Lax" | "Strict" | "None" | false;
+  /** `Partitioned` (CHIPS); absent means false. */
+  partitioned?: boolean;
 }
 
 const EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT";
@@ -46,6 +48,7 @@ export function formatAttributes(attributes: CookieAttributes): string {
   if (attributes.secure) text += "; Secure";
   if (attributes.httpOnly) text += "; HttpOnly";
   if (attributes.sameSite !== false) text += `; SameSite=${attributes.sameSite}`;
+  if (attributes.partitioned === true) text += "; Partitioned";
   return text;
 }
 

@@ -122,6 +122,17 @@ export interface SessionOptions {
    */
   cookieSameSite?: SameSite;
   /**
+   * Whether the cookie carries `Partitioned` (CHIPS): a browser then keeps a
+   * separate cookie for each top-level site that embeds this one, as an app
+   * inside another site's iframe needs now that browsers block third-party
+   * cookies. It requires `cookieSecure`; a cross-site embed also needs
+   * `cookieSameSite: "None"`. The deletion cookie carries it too, or the
+   * browser would not match it to the cookie it deletes.
+   *
+   * @default {false}
+   */
+  cookiePartitioned?: boolean;
+  /**
    * Whether sessions end when the browser closes
    * (`SESSION_EXPIRE_AT_BROWSER_CLOSE`); `setExpiry` overrides it.
    *
@@ -211,6 +222,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   "cookieSecure",
   "cookieHttpOnly",
   "cookieSameSite",
+  "cookiePartitioned",
   "expireAtBrowserClose",
   "saveEveryRequest",
   "serializer",
@@ -286,6 +298,14 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
   const expireAtBrowserClose = boolean("expireAtBrowserClose", options.expireAtBrowserClose, false);
   const saveEveryRequest = boolean("saveEveryRequest", options.saveEveryRequest, false);
   const cookieSameSite = sameSite(options.cookieSameSite);
+  const cookiePartitioned = boolean("cookiePartitioned", options.cookiePartitioned, false);
+  if (cookiePartitioned && !cookieSecure) {
+    invalid(
+      "cookieSecure",
+      "true when 'cookiePartitioned' is true, as browsers drop Partitioned cookies that are not Secure",
+      cookieSecure,
+    );
+  }
 
   if (cookieSameSite === "None" && !cookieSecure) {
     invalid(
@@ -345,6 +365,7 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
       secure: cookieSecure,
       httpOnly: cookieHttpOnly,
       sameSite: cookieSameSite,
+      partitioned: cookiePartitioned,
     }),
   };
 }
