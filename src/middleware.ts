@@ -108,11 +108,8 @@ export function withSessions<A extends unknown[], R extends Response | undefined
       if (answer === null) throw error;
       return answer as R;
     }
-    if (!isResponse(response)) {
-      await finishUpgrade(state);
-      return response;
-    }
-    if (response.status === SWITCHING_PROTOCOLS) {
+    // Nothing (Bun's upgrade) or a 101 (Deno's): the response is no longer ours.
+    if (!(response instanceof Response) || response.status === SWITCHING_PROTOCOLS) {
       await finishUpgrade(state);
       return response;
     }
@@ -337,11 +334,6 @@ async function finishUpgrade(state: RequestState): Promise<void> {
       logFailure(error, state.options);
     }
   }
-}
-
-// What a handler returned is either a Response or nothing (an upgrade).
-function isResponse(value: unknown): value is Response {
-  return value instanceof Response;
 }
 
 // Responses from Response.redirect(), Response.error() and fetch() have
