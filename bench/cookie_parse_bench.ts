@@ -117,9 +117,7 @@ const runtime = "Bun" in globalThis
       .version.deno
   }`;
 console.log(
-  `Cookie parsing, ${
-    SIZE / 1000
-  } KB headers, ${runtime}, median of ${ROUNDS} rounds`,
+  `Cookie parsing, ${SIZE / 1000} KB headers, ${runtime}, median of ${ROUNDS} rounds`,
 );
 console.log("| parser | header | µs per parse | vs normal |");
 console.log("|---|---|---:|---:|");
@@ -132,9 +130,7 @@ for (const [parser] of parsers) {
   const normal = rows[0]!.us;
   for (const row of rows) {
     console.log(
-      `| ${row.parser} | ${row.shape} | ${row.us.toFixed(1)} | ${
-        (row.us / normal).toFixed(1)
-      }x |`,
+      `| ${row.parser} | ${row.shape} | ${row.us.toFixed(1)} | ${(row.us / normal).toFixed(1)}x |`,
     );
   }
 }
