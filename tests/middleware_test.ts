@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  CookieStore,
   FileStore,
   getSession,
   JSON_SERIALIZER,
@@ -835,6 +836,30 @@ describe("sessionCookieHeader()", () => {
     const key = /^sessionid=([a-z0-9]{32});/.exec(early!)![1]!;
     assert.deepEqual(JSON.parse((await store.load(key))!.data), { a: 1, b: 2 });
     assert.equal(store.size, 1);
+  });
+
+  it("gives a signed-cookie session's cookie, and warns of changes made after it that an upgrade loses", async () => {
+    const logger = new RecordingLogger();
+    let early: string | null = null;
+    const secret = "a-secret-of-at-least-32-bytes-for-tests";
+    const call = wrap(async (req) => {
+      const session = await getSession(req);
+      session.set("a", 1);
+      early = await sessionCookieHeader(req);
+      session.set("b", 2); // lives only in a cookie the client can no longer get
+      return undefined;
+    }, { store: new CookieStore(), secret, logger });
+    assert.equal(await call(), undefined);
+    const check = wrap(async (req) => Response.json((await getSession(req)).items()), {
+      store: new CookieStore(),
+      secret,
+    });
+    assert.deepEqual(await (await check(early!.split(";")[0]!)).json(), [["a", 1]]);
+    assert.equal(logger.warnings.length, 1);
+    assert.match(
+      logger.warnings[0]!,
+      /^Cannot send the session's new cookie after a WebSocket upgrade/,
+    );
   });
 
   it("throws a clear error naming withSessions outside of it", async () => {
