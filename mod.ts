@@ -35,7 +35,7 @@
  * @module
  */
 
-export { getSession, withSessions } from "./src/middleware.ts";
+export { getSession, sessionCookieHeader, withSessions } from "./src/middleware.ts";
 export type { SameSite, SessionOptions } from "./src/options.ts";
 export { type ExpiryOptions, Session, type SessionConfig } from "./src/session.ts";
 export { JSON_SERIALIZER, type Serializer, type SessionData } from "./src/serializer.ts";
