@@ -157,9 +157,9 @@ const LOCK_TIMEOUT = 5000;
 const MAX_LOCK_PAUSE = 50;
 
 // A versionstamp check that fails means another request saved the same
-// session in between: the save reads it again and retries. More than this
-// many in a row means a storm of writers on one session.
-const MAX_UPDATE_ATTEMPTS = 100;
+// session in between: the save reads it again and retries, after a
+// randomised pause so that a crowd of writers on one session thins out
+// (optimistic concurrency), for up to LOCK_TIMEOUT.
 
 // How often a sweep reports progress, in entries.
 const PROGRESS_EVERY = 1000;
@@ -425,10 +425,16 @@ export class KvStore implements SessionStore {
       if (!result.ok) throw new SessionExistsError();
       return key;
     }
-    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+    const deadline = Date.now() + LOCK_TIMEOUT;
+    for (let pause = 1;; pause = Math.min(pause * 2, MAX_LOCK_PAUSE)) {
       const entry = await this.#run(key, "read a session", (kv) => kv.get(name));
       // Django's UpdateError: a session another request deleted stays deleted.
       if (entry.versionstamp === null) throw new SessionInterruptedError();
+      if (pause > 1 && Date.now() >= deadline) {
+        throw new Error(
+          `Cannot save a session in Deno KV as other requests saved it before each attempt for ${LOCK_TIMEOUT} ms`,
+        );
+      }
       const result = await this.#run(
         key,
         "write a session",
@@ -441,10 +447,8 @@ export class KvStore implements SessionStore {
             .commit(),
       );
       if (result.ok) return key;
+      await sleep(pause);
     }
-    throw new Error(
-      `Cannot save a session in Deno KV as it was changed by another request on each of ${MAX_UPDATE_ATTEMPTS} attempts`,
-    );
   }
 
   /**
@@ -601,9 +605,14 @@ export class KvStore implements SessionStore {
       } catch (error) {
         if (!isLocked(error) || Date.now() >= deadline) throw error;
       }
-      await new Promise((resolve) => setTimeout(resolve, 1 + Math.random() * pause));
+      await sleep(pause);
     }
   }
+}
+
+// A pause of up to `ms` milliseconds, random so that retries spread out.
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 1 + Math.random() * ms));
 }
 
 function encodeValue(record: StoredSession): Uint8Array {
