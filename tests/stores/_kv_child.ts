@@ -3,7 +3,9 @@
 //   deno run --allow-all --unstable-kv tests/stores/_kv_child.ts serve <file>
 //     a session server; prints its port, stops when its stdin closes.
 //     Routes: /set?name=value, /get (the items as JSON), /incr, /cycle, /flush.
-//   deno run ... _kv_child.ts work <file> <role> <keys file>
+//   deno run ... _kv_child.ts work <file> <role> <keys file> <start>
+//     waits until <start> (milliseconds since the epoch), so that both
+//     workers run at once; then
 //     role "save": saves every key of <keys file> (one a line) 3 times;
 //     role "delete": deletes every key and creates as many new sessions.
 //     Prints one JSON line of counts, and the keys it created.
@@ -58,7 +60,7 @@ function counting(kv: DenoKv): DenoKv {
   };
 }
 
-async function serveSessions(store: KvStore, kv: DenoKv): Promise<void> {
+function serveSessions(store: KvStore, kv: DenoKv): void {
   const handler = withSessions(async (req) => {
     const url = new URL(req.url);
     const session = await getSession<Record<string, unknown>>(req);
@@ -128,19 +130,23 @@ async function work(store: KvStore, role: string, keys: string[]): Promise<void>
 }
 
 async function main(args: string[]): Promise<void> {
-  const [mode, file, role, keysFile] = args;
+  const [mode, file, role, keysFile, start] = args;
   const deno = (globalThis as { Deno?: typeof Deno }).Deno!;
   const kv = await deno.openKv(file!);
   const store = new KvStore({ kv: counting(kv), prefix: ["tessera", "sessions"] });
-  if (mode === "serve") return serveSessions(store, kv);
+  if (mode === "serve") {
+    serveSessions(store, kv);
+    return;
+  }
   if (mode === "work" && role && keysFile) {
     const keys = readFileSync(keysFile, "utf8").split("\n").filter(Boolean);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(start) - Date.now())));
     await work(store, role, keys);
     kv.close();
     return;
   }
   throw new Error(
-    "Cannot start: usage is '_kv_child.ts serve <file>' or '... work <file> <role> <keys file>'",
+    "Cannot start: usage is '_kv_child.ts serve <file>' or '... work <file> <role> <keys file> <start>'",
   );
 }
 
