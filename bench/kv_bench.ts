@@ -119,12 +119,8 @@ try {
     `\nOperations per second on deno ${Deno.version.deno}, files in ${dir} (median of ${ROUNDS} rounds of ${SECONDS} s)\n`,
   );
   console.log(`${"engine".padEnd(26)}     load/s     save/s   create/s`);
-  for (const row of rows) {
-    console.log(
-      `${row.name.padEnd(26)} ${num(row.load)} ${num(row.save)} ${
-        num(row.create)
-      }`,
-    );
+  for (const { name, load, save, create } of rows) {
+    console.log(`${name.padEnd(26)} ${num(load)} ${num(save)} ${num(create)}`);
   }
   console.log(
     `\n${JSON.stringify({ runtime: `deno ${Deno.version.deno}`, rows })}`,

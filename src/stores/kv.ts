@@ -196,6 +196,10 @@ interface DenoRuntime {
  *
  * Deno KV is unstable in Deno 2.9: run with `--unstable-kv`, or put
  * `"unstable": ["kv"]` in `deno.json`. Under Bun the constructor throws.
+ * A local KV file is created with the process's umask (often readable by
+ * every user): keep it in a directory only the server's user can enter.
+ * Two processes may share one local file; their overlapping commits, which
+ * SQLite refuses with "database is locked", are retried for up to 5 s.
  *
  * @example Sessions in a local KV file
  * ```ts

@@ -124,6 +124,38 @@ async function onDeno(deno: typeof Deno): Promise<void> {
     });
   });
 
+  describe("KvStore: types", () => {
+    it("type-checks without Deno's own types, as in a Bun project, and accepts a real Deno.Kv", () => {
+      // What a Bun project's TypeScript sees: the web and ES libraries, no
+      // Deno namespace. A probe that names Deno.Kv proves the namespace is gone.
+      const config = join(dir, "no-deno-types.json");
+      writeFileSync(
+        config,
+        JSON.stringify({
+          compilerOptions: {
+            lib: ["esnext", "dom"],
+            strict: true,
+            exactOptionalPropertyTypes: true,
+          },
+        }),
+      );
+      const probe = join(dir, "probe.ts");
+      writeFileSync(probe, "export const kv: Deno.Kv | null = null;\n");
+      const check = (file: string) =>
+        spawnSync(deno.execPath(), ["check", "--quiet", `--config=${config}`, file], {
+          encoding: "utf8",
+        });
+      const engine = check(join(ROOT, "src", "stores", "kv.ts"));
+      assert.equal(engine.status, 0, engine.stderr);
+      const named = check(probe);
+      assert.notEqual(named.status, 0);
+      assert.match(named.stderr, /Cannot find namespace 'Deno'/);
+      // And under Deno's types, Deno.openKv()'s result is a DenoKv.
+      const real: DenoKv = kv;
+      assert.ok(real);
+    });
+  });
+
   describe("KvStore", () => {
     it("keeps each session under [...prefix, key] as its expiry line and its data", async () => {
       const store = new KvStore({ kv, prefix: ["myapp", "sessions"] });
