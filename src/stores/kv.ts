@@ -156,11 +156,6 @@ const EXPIRED_GRACE = 60_000;
 const LOCK_TIMEOUT = 5000;
 const MAX_LOCK_PAUSE = 50;
 
-// A versionstamp check that fails means another request saved the same
-// session in between: the save reads it again and retries, after a
-// randomised pause so that a crowd of writers on one session thins out
-// (optimistic concurrency), for up to LOCK_TIMEOUT.
-
 // How often a sweep reports progress, in entries.
 const PROGRESS_EVERY = 1000;
 
@@ -451,6 +446,9 @@ export class KvStore implements SessionStore {
             .commit(),
       );
       if (result.ok) return key;
+      // Another request saved the session since it was read: read it again
+      // after a random pause, so that a crowd of writers on one session
+      // thins out rather than collide on every round.
       await sleep(pause);
     }
   }
