@@ -106,8 +106,8 @@ async function onDeno(deno: typeof Deno): Promise<void> {
     });
 
     it("opens Deno.openKv() itself on first use when no kv is given, and closes it", () => {
-      // DENO_KV_PATH is not read by Deno.openKv(); a child with its own
-      // --location gets its own default database instead of the user's.
+      // A child with a DENO_DIR and a --location of its own: its default
+      // database is a file in the test's directory, not the user's.
       const script = `import { KvStore } from ${JSON.stringify(join(ROOT, "mod.ts"))};
         const store = new KvStore();
         const key = await store.create({ data: "{}", expiresAt: Date.now() + 60000 });
