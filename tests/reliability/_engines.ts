@@ -15,7 +15,9 @@ import { DatabaseSync } from "node:sqlite";
 import {
   CachedStore,
   CookieStore,
+  type DenoKv,
   FileStore,
+  KvStore,
   MemoryStore,
   RedisStore,
   type SessionStore,
@@ -140,6 +142,37 @@ export async function releaseEngines(): Promise<void> {
   await server.stop();
 }
 
+// Deno KV exists on Deno only: under Bun the engine is not in the list at
+// all, rather than listed and skipped.
+const deno = (globalThis as { Deno?: { openKv(path: string): Promise<DenoKv> } }).Deno;
+const KV_ENGINES: readonly Engine[] = deno === undefined ? [] : [{
+  name: "KvStore (local file)",
+  reissuesCookie: false,
+  async open(root) {
+    const dir = join(root, "store");
+    mkdirSync(dir, { recursive: true });
+    const kv = await deno.openKv(join(dir, "sessions.kv"));
+    const store = new KvStore({ kv });
+    return {
+      store,
+      files: /^sessions\.kv(-wal|-shm|-journal)?$/,
+      // The engine's value: the expiry line, then the data's bytes as they
+      // are, with no deletion time, as if KV had not yet expired it.
+      async plant(key, data, expiresAt) {
+        const head = encoder.encode(`${expiresAt}\n`);
+        const value = new Uint8Array(head.length + data.length);
+        value.set(head);
+        value.set(data, head.length);
+        await kv.atomic().set([...store.prefix, key], value).commit();
+      },
+      close() {
+        kv.close();
+        return Promise.resolve();
+      },
+    };
+  },
+}];
+
 export const ENGINES: readonly Engine[] = [
   {
     name: "FileStore",
@@ -247,6 +280,7 @@ export const ENGINES: readonly Engine[] = [
       });
     },
   },
+  ...KV_ENGINES,
 ];
 
 /**
