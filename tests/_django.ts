@@ -95,7 +95,7 @@ export function manage(settings: DjangoSettings, args: string[]): string {
   ensureDjango();
   const result = spawnSync(PYTHON, ["manage.py", ...args], {
     cwd: APP,
-    env: { ...process.env, ...settings },
+    env: { ...process.env, ...settings, PYTHONDONTWRITEBYTECODE: "1" },
     encoding: "utf8",
     timeout: 120_000,
   });
@@ -116,7 +116,7 @@ export async function startDjango(settings: DjangoSettings): Promise<DjangoServe
   }
   const child: ChildProcess = spawn(PYTHON, ["serve.py"], {
     cwd: APP,
-    env: { ...process.env, ...settings, PYTHONUNBUFFERED: "1" },
+    env: { ...process.env, ...settings, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
