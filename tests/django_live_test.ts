@@ -26,13 +26,23 @@ const SECRET = "tessera-live-django-secret-key-0123456789abcdef";
 const COOKIE = "shared_sid";
 const AUTH_HASH = "5f2b4e1c9a0d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f";
 
+/** What an engine sets up in a fresh temp directory: both sides on the same records. */
+interface Shared {
+  /** Django's settings for this engine (beyond SECRET_KEY and the cookie name). */
+  django: Pick<DjangoSettings, "SESSION_ENGINE"> & Partial<DjangoSettings>;
+  /**
+   * The Tessera store on the same records, made once Django has started
+   * (and, with a database engine, created django_session with its migrate).
+   */
+  store: () => SessionStore;
+  /** Stops what setup started (a database server). */
+  teardown?: () => Promise<void>;
+}
+
 /** One way to share sessions: Django's engine and the Tessera store that reads the same records. */
 interface Engine {
   name: string;
-  /** Django's settings for this engine, given a fresh temp directory. */
-  django(dir: string): Pick<DjangoSettings, "SESSION_ENGINE"> & Partial<DjangoSettings>;
-  /** The Tessera store on the same records. */
-  store(dir: string): SessionStore;
+  setup(dir: string): Promise<Shared>;
   /**
    * Whether a flushed session is gone from the server, so that a replayed
    * cookie finds nothing; a signed cookie cannot be revoked.
@@ -43,19 +53,25 @@ interface Engine {
 const ENGINES: Engine[] = [
   {
     name: "signed cookies",
-    django: () => ({ SESSION_ENGINE: "signed_cookies" }),
-    store: () => new CookieStore(),
+    setup: () =>
+      Promise.resolve({
+        django: { SESSION_ENGINE: "signed_cookies" },
+        store: () => new CookieStore(),
+      }),
     revocable: false,
   },
   // TODO(#13): one entry each once FileStore, SqliteStore and PostgresStore
   // take format: "django", e.g.
-  //   { name: "file", revocable: true,
-  //     django: (dir) => ({ SESSION_ENGINE: "file", SESSION_FILE_PATH: dir }),
-  //     store: (dir) => new FileStore({ path: dir, format: "django" }) },
-  //   { name: "SQLite", revocable: true,
-  //     django: (dir) => ({ SESSION_ENGINE: "db", DB_ENGINE: "sqlite3", DB_NAME: join(dir, "db.sqlite3") }),
-  //     store: (dir) => new SqliteStore({ path: join(dir, "db.sqlite3"), format: "django" }) },
-  //   { name: "PostgreSQL", revocable: true, django: ..., store: ... }
+  //   { name: "file", revocable: true, setup: (dir) => Promise.resolve({
+  //       django: { SESSION_ENGINE: "file", SESSION_FILE_PATH: dir },
+  //       store: () => new FileStore({ path: dir, format: "django" }) }) },
+  //   { name: "SQLite", revocable: true, setup: (dir) => Promise.resolve({
+  //       django: { SESSION_ENGINE: "db", DB_ENGINE: "sqlite3", DB_NAME: join(dir, "db.sqlite3") },
+  //       store: () => new SqliteStore({ path: join(dir, "db.sqlite3"), format: "django" }) }) },
+  //   { name: "PostgreSQL", revocable: true, setup: async (dir) => { start a private
+  //       cluster; return { django: { SESSION_ENGINE: "db", DB_ENGINE: "postgresql",
+  //       DB_HOST, DB_PORT, DB_NAME, DB_USER }, store: () => new PostgresStore({ client,
+  //       format: "django" }), teardown } } },
 ];
 
 /** What both servers answer: the session as the handler sees it. */
@@ -119,21 +135,25 @@ for (const engine of ENGINES) {
     let dir: string;
     let django: DjangoServer;
     let tessera: TestServer;
+    let shared: Shared | undefined;
     const started = Date.now();
 
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), "tessera-django-live-"));
+      shared = await engine.setup(dir);
+      // Django first: with a database engine, its migrate creates django_session.
       django = await startDjango({
         SECRET_KEY: SECRET,
         SESSION_COOKIE_NAME: COOKIE,
-        ...engine.django(dir),
+        ...shared.django,
       });
-      tessera = serve(tesseraApp(engine.store(dir)));
+      tessera = serve(tesseraApp(shared.store()));
     });
 
     after(async () => {
       await tessera?.close();
       await django?.stop();
+      await shared?.teardown?.();
       if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
       console.log(`${engine.name}: live cross-check took ${Date.now() - started} ms`);
     });

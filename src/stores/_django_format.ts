@@ -164,6 +164,12 @@ export async function decodeDjangoSession(
  * negative N has expired, as in Django; `0` (expire at browser close) keeps
  * the session for `cookieAge` after the last save, as in Django.
  *
+ * For a file that does not decode (another secret, corrupt), pass `null`:
+ * Django's clearsessions judges such a file by its mtime alone, and so may
+ * a sweeper. A sweeper needs to decode only the files past mtime +
+ * `cookieAge`: a custom expiry can keep one of those alive, and a younger
+ * file it leaves is at worst removed on a later sweep, never too early.
+ *
  * @param expiry `_session_expiry` as decoded (`DjangoSessionData.expiry`).
  * @param modified The file's mtime, in milliseconds since the epoch.
  * @param cookieAge The session lifetime in seconds (SESSION_COOKIE_AGE).
