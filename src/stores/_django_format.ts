@@ -19,7 +19,7 @@
 
 import type { Logger } from "../logger.ts";
 import { BadSignatureError, dumpsJson, loadsJson } from "../signing.ts";
-import type { StoreSettings } from "./store.ts";
+import type { StoredSession, StoreSettings } from "./store.ts";
 
 /** The salt of Django's session data (`SessionBase.key_salt` of every built-in engine). */
 export const DJANGO_SESSION_SALT = "django.contrib.sessions.SessionStore";
@@ -151,6 +151,21 @@ export async function decodeDjangoSession(
   return sessionData.includes(":")
     ? await decodeSigned(sessionData, settings)
     : await decodeLegacy(sessionData, settings);
+}
+
+/**
+ * What a store's `load()` returns for a decoded record: its JSON and
+ * `expiresAt`, with `refresh` when it should be saved again in the current
+ * format with the current secret.
+ *
+ * @param decoded What {@link decodeDjangoSession} returned.
+ * @param expiresAt `expire_date`, or {@link djangoFileExpiresAt} for a file, in milliseconds.
+ * @returns The record for `withSessions`.
+ */
+export function djangoStoredSession(decoded: DjangoSessionData, expiresAt: number): StoredSession {
+  return decoded.stale
+    ? { data: decoded.json, expiresAt, refresh: true }
+    : { data: decoded.json, expiresAt };
 }
 
 /**

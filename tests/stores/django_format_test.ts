@@ -20,6 +20,7 @@ import {
   decodeDjangoSession,
   DJANGO_SESSION_SALT,
   djangoFileExpiresAt,
+  djangoStoredSession,
   encodeDjangoSession,
   isDjangoFormat,
   requireDjangoSecret,
@@ -493,6 +494,31 @@ describe("Django's session format: configuration", () => {
     });
   });
 
+  it("a session Django signed with an old secret, or in the pre-3.1 format, is saved again in the current one on its next request", async () => {
+    const store = new DjangoMapStore();
+    const handler = withSessions(async (req) => {
+      const session = await getSession(req);
+      return Response.json(Object.fromEntries(session.items()));
+    }, { store, secret: [SECRET, OLD_SECRET] });
+    const { outcomes } = djangoCodec([
+      { op: "encode", secret: OLD_SECRET, data: { ...AUTH } },
+      { op: "legacy", secret: SECRET, data: { ...AUTH } },
+    ]);
+    for (const [index, outcome] of outcomes.entries()) {
+      const key = `oldformatkey000000000000000000${index}a`.slice(0, 32);
+      store.rows.set(key, { data: ok(outcome).session_data!, expiresAt: Date.now() + 60_000 });
+      const response = await handler(
+        new Request("http://x/", { headers: { cookie: `sessionid=${key}` } }),
+      );
+      assert.deepEqual(await response.json(), AUTH);
+      const saved = store.rows.get(key)!.data;
+      assert.notEqual(saved, outcome.session_data);
+      const decoded = await decodeDjangoSession(saved, settings([SECRET]));
+      assert.equal(decoded!.stale, false, `case ${index}`);
+      assert.deepEqual(JSON.parse(decoded!.json), AUTH);
+    }
+  });
+
   it("with authenticatesRecords, withSessions adds no signature of its own: the row is Django's session_data", async () => {
     const store = new DjangoMapStore();
     const handler = withSessions(async (req) => {
@@ -527,10 +553,7 @@ class DjangoMapStore implements SessionStore {
     const row = this.rows.get(key);
     if (row === undefined || row.expiresAt <= Date.now()) return null;
     const decoded = await decodeDjangoSession(row.data, this.#settings!);
-    if (decoded === null) return null;
-    return decoded.stale
-      ? { data: decoded.json, expiresAt: row.expiresAt, refresh: true }
-      : { data: decoded.json, expiresAt: row.expiresAt };
+    return decoded === null ? null : djangoStoredSession(decoded, row.expiresAt);
   }
 
   exists(key: string): Promise<boolean> {
