@@ -112,8 +112,8 @@ export async function encodeDjangoSession(
   json: string,
   secrets: readonly string[],
 ): Promise<string> {
-  // A key found only inside a string value is escaped there ("\"_session…");
-  // the cheap test skips the parse for most sessions.
+  // Inside a string value the quotes would be escaped: only a key (at any
+  // depth) passes this test, which spares most sessions the parse.
   if (json.includes(`"${EXPIRY_KEY}"`)) {
     const expiry = (JSON.parse(json) as Record<string, unknown>)[EXPIRY_KEY];
     if (typeof expiry === "string") {
