@@ -509,8 +509,9 @@ function statements(table: string, batchSize: number): Statements {
   const quoted = `"${table}"`;
   const keyIndex = indexName(table, "session_key", "_like");
   const dateIndex = indexName(table, "expire_date", "");
-  // Every value but the batch size is a parameter, and each is cast, since
-  // clients send parameters as text or untyped.
+  // Every value but the batch size is a parameter, cast from text: a client
+  // that sends a parameter by the type the server describes would turn an
+  // instant into a Date and lose its microseconds (postgres 3.4).
   return {
     // One statement, so that it runs on one connection of a pool, in one
     // transaction. The advisory lock makes processes that start together
@@ -522,30 +523,30 @@ BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('tessera.sessions:' || current_schema() || '.${table}'));
   IF to_regclass('${quoted}') IS NULL THEN
     CREATE TABLE ${quoted} ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" timestamp with time zone NOT NULL);
-    CREATE INDEX "${dateIndex}" ON ${quoted} ("expire_date");
     CREATE INDEX "${keyIndex}" ON ${quoted} ("session_key" varchar_pattern_ops);
+    CREATE INDEX "${dateIndex}" ON ${quoted} ("expire_date");
   END IF;
 END
 $tessera$`,
     load:
       `SELECT session_data, floor(extract(epoch FROM expire_date) * 1000)::bigint::text AS expires_at
-FROM ${quoted} WHERE session_key = $1::varchar AND expire_date > $2::timestamptz`,
+FROM ${quoted} WHERE session_key = $1::varchar AND expire_date > $2::text::timestamptz`,
     exists: `SELECT 1 AS found FROM ${quoted} WHERE session_key = $1::varchar`,
     insert: `INSERT INTO ${quoted} (session_key, session_data, expire_date)
-VALUES ($1::varchar, $2::text, $3::timestamptz)
+VALUES ($1::varchar, $2::text, $3::text::timestamptz)
 ON CONFLICT (session_key) DO NOTHING RETURNING 1 AS inserted`,
-    update: `UPDATE ${quoted} SET session_data = $2::text, expire_date = $3::timestamptz
+    update: `UPDATE ${quoted} SET session_data = $2::text, expire_date = $3::text::timestamptz
 WHERE session_key = $1::varchar RETURNING 1 AS updated`,
     delete: `DELETE FROM ${quoted} WHERE session_key = $1::varchar`,
     // SKIP LOCKED leaves a row a save holds to a later sweep; the DELETE's
     // own condition is checked again on the row's latest version, so a row
     // whose save moved its expiry on is kept.
     clearExpired: `WITH doomed AS (
-  SELECT session_key FROM ${quoted} WHERE expire_date < $1::timestamptz
+  SELECT session_key FROM ${quoted} WHERE expire_date < $1::text::timestamptz
   LIMIT ${batchSize} FOR UPDATE SKIP LOCKED
 ), removed AS (
   DELETE FROM ${quoted} WHERE session_key IN (SELECT session_key FROM doomed)
-  AND expire_date < $1::timestamptz RETURNING 1
+  AND expire_date < $1::text::timestamptz RETURNING 1
 )
 SELECT count(*)::text AS removed FROM removed`,
   };
@@ -569,7 +570,7 @@ function indexName(table: string, column: string, suffix: string): string {
 
 /** An instant as timestamptz text in UTC, within what Django can read back. */
 function toExpireDate(ms: number): string {
-  if (ms > MAX_EXPIRE_MS) return MAX_EXPIRE_DATE;
+  if (ms >= MAX_EXPIRE_MS) return MAX_EXPIRE_DATE;
   if (ms < MIN_EXPIRE_MS) return MIN_EXPIRE_DATE;
   return new Date(ms).toISOString();
 }
