@@ -319,7 +319,9 @@ export interface PostgresClientKind {
 const POSTGRES_JS: PostgresClientKind = {
   name: "postgres",
   connect(url, max = 10) {
-    const sql = postgres(url, { max, connect_timeout: 2, onnotice: () => {} });
+    // postgres waits before each new connection after a failed one, up to
+    // 20 s by default (option `backoff`): requests would queue that long.
+    const sql = postgres(url, { max, connect_timeout: 2, backoff: () => 0.05, onnotice: () => {} });
     return Promise.resolve({
       client: sql,
       close: () => sql.end({ timeout: 1 }),

@@ -109,6 +109,10 @@ const MIN_EXPIRE_MS = -62_135_596_800_000;
 // surrogate with U+FFFD: a record holding either is refused, not mangled.
 const UNSTORABLE_TEXT = /[\0\p{Cs}]/u;
 
+// SQLSTATE admin_shutdown and crash_shutdown: a server stopping or
+// restarting ended the session.
+const SHUT_DOWN = new Set(["57P01", "57P02"]);
+
 type Run = (text: string, parameters: string[]) => Promise<readonly PostgresRow[]>;
 
 interface Statements {
@@ -464,7 +468,17 @@ export class PostgresStore implements SessionStore {
   ): Promise<readonly PostgresRow[]> {
     if (text !== this.#sql.setup) await this.ready();
     try {
-      return await this.#run(text, parameters);
+      try {
+        return await this.#run(text, parameters);
+      } catch (error) {
+        if (!SHUT_DOWN.has((error as { code?: unknown } | null)?.code as string)) throw error;
+        // The server ended the connection before the statement committed:
+        // it did not run. A pool still holding connections to a server that
+        // restarted meets this once per connection (postgres 3.4 even on
+        // the statement it sends first on a new one), so it is sent again,
+        // once, on another connection.
+        return await this.#run(text, parameters);
+      }
     } catch (error) {
       throw new Error(`Cannot ${action} in PostgreSQL: ${scrub(messageOf(error), key)}`, {
         cause: scrubbed(error, key),

@@ -434,6 +434,42 @@ describe("PostgresStore", () => {
     });
   });
 
+  it("sends a statement the server ended by shutting down once more, and only once", async () => {
+    const shutdown = Object.assign(
+      new Error("terminating connection due to administrator command"),
+      {
+        code: "57P01",
+      },
+    );
+    let failures = 1;
+    const sent: string[] = [];
+    const flaky = {
+      query: (text: string) => {
+        sent.push(text.trim().split(/\s+/)[0]!);
+        if (text.startsWith("SELECT") && failures-- > 0) return Promise.reject(shutdown);
+        return Promise.resolve({ rows: [] });
+      },
+    };
+    const store = new PostgresStore({ client: flaky });
+    assert.equal(await store.exists(KEY), false);
+    assert.deepEqual(sent, ["DO", "SELECT", "SELECT"]);
+    failures = 2;
+    await assert.rejects(
+      store.exists(KEY),
+      /^Error: Cannot check a session in PostgreSQL: terminating/,
+    );
+    assert.equal(sent.length, 5);
+    const other = Object.assign(new Error("connection reset"), { code: "ECONNRESET" });
+    const once = new PostgresStore({
+      client: {
+        query: (text: string) =>
+          text.startsWith("DO") ? Promise.resolve({ rows: [] }) : Promise.reject(other),
+      },
+    });
+    // A connection cut without the server's word may have run the statement: no retry.
+    await assert.rejects(once.exists(KEY), /connection reset/);
+  });
+
   it("a database that is not there answers 500 with a logged error that names no key, and ready() tries again", async () => {
     const gone = await startPostgres();
     const handle = await POSTGRES_CLIENTS[0]!.connect(gone.url);
