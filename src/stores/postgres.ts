@@ -145,14 +145,23 @@ interface Statements {
  * and `clearExpired()` deletes expired rows in batches. `expire_date` is
  * written in UTC; `session_data` holds the record's data as it is. A cookie
  * value that is not a session key never reaches the database, and a
- * database error fails the request with a logged 500.
+ * database error fails the request with a logged 500. A statement that a
+ * server shutting down ended (SQLSTATE 57P01, 57P02) did not run: it is
+ * sent once more, so that the connections a pool kept from before a
+ * restart fail no request.
+ *
+ * Give the client a short connect timeout, so that requests fail fast while
+ * the server is away. The `postgres` package also waits before each new
+ * connection after a failed one, up to 20 s by default: set `backoff` low.
+ * `pg`'s `Pool` reports a connection the server ends as an `error` event,
+ * which ends the process unless it is listened to.
  *
  * @example With the postgres package
  * ```ts ignore
  * import postgres from "postgres";
  * import { PostgresStore, withSessions } from "@tessera/sessions";
  *
- * const sql = postgres("postgres://app@127.0.0.1/app", { connect_timeout: 5 });
+ * const sql = postgres("postgres://app@127.0.0.1/app", { connect_timeout: 2, backoff: () => 0.05 });
  * const store = new PostgresStore({ client: sql });
  * await store.ready();
  * Deno.serve(withSessions(handler, { store }));
@@ -163,9 +172,18 @@ interface Statements {
  * import pg from "pg";
  * import { PostgresStore, withSessions } from "@tessera/sessions";
  *
- * const pool = new pg.Pool({ connectionString: "postgres://app@127.0.0.1/app" });
+ * const pool = new pg.Pool({ connectionString: "postgres://app@127.0.0.1/app", connectionTimeoutMillis: 2000 });
  * pool.on("error", (error) => console.error("PostgreSQL:", error.message));
  * Deno.serve(withSessions(handler, { store: new PostgresStore({ client: pool }) }));
+ * ```
+ *
+ * @example With Bun's SQL
+ * ```ts ignore
+ * import { SQL } from "bun";
+ * import { PostgresStore, withSessions } from "@tessera/sessions";
+ *
+ * const sql = new SQL("postgres://app@127.0.0.1/app", { connectionTimeout: 2 });
+ * Bun.serve({ fetch: withSessions(handler, { store: new PostgresStore({ client: sql }) }) });
  * ```
  *
  * @example Any client with query(text, parameters)
