@@ -64,6 +64,12 @@ export {
 } from "./src/signing.ts";
 export { SqliteStore, type SqliteStoreOptions } from "./src/stores/sqlite.ts";
 export { type RedisCommandClient, RedisStore, type RedisStoreOptions } from "./src/stores/redis.ts";
+export {
+  type PostgresClient,
+  type PostgresRow,
+  PostgresStore,
+  type PostgresStoreOptions,
+} from "./src/stores/postgres.ts";
 export { CachedStore } from "./src/stores/cached.ts";
 export {
   type DenoKv,

@@ -19,10 +19,18 @@ import {
   FileStore,
   KvStore,
   MemoryStore,
+  PostgresStore,
   RedisStore,
   type SessionStore,
   SqliteStore,
 } from "../../mod.ts";
+import {
+  freshTable,
+  POSTGRES_CLIENTS,
+  type PostgresClientHandle,
+  type PostgresServer,
+  startPostgres,
+} from "../_postgres.ts";
 import { REDIS_CLIENTS, type RedisClientHandle, type RedisServer, startRedis } from "../_redis.ts";
 
 /** One engine's store, opened inside a directory the test owns. */
@@ -132,14 +140,40 @@ function sharedRedis(): Promise<{ server: RedisServer; handle: RedisClientHandle
   return redis;
 }
 
-/** Stops what the engines started (the Redis server and its client); for after(). */
+// One PostgreSQL cluster and one `postgres` pool per test file, likewise;
+// each store gets a table of its own.
+let cluster: Promise<{ server: PostgresServer; handle: PostgresClientHandle }> | undefined;
+
+function sharedPostgres(): Promise<{ server: PostgresServer; handle: PostgresClientHandle }> {
+  cluster ??= (async () => {
+    const server = await startPostgres();
+    const kind = POSTGRES_CLIENTS.find((client) => client.name === "postgres")!;
+    try {
+      return { server, handle: await kind.connect(server.url, 20) };
+    } catch (error) {
+      await server.destroy();
+      throw error;
+    }
+  })();
+  return cluster;
+}
+
+/** Stops what the engines started (the Redis and PostgreSQL servers, their clients); for after(). */
 export async function releaseEngines(): Promise<void> {
   const started = redis;
   redis = undefined;
-  if (started === undefined) return;
-  const { server, handle } = await started;
-  await handle.close();
-  await server.stop();
+  if (started !== undefined) {
+    const { server, handle } = await started;
+    await handle.close();
+    await server.stop();
+  }
+  const postgres = cluster;
+  cluster = undefined;
+  if (postgres !== undefined) {
+    const { server, handle } = await postgres;
+    await handle.close();
+    await server.destroy();
+  }
 }
 
 // Deno KV exists on Deno only: under Bun the engine is not in the list at
@@ -255,6 +289,39 @@ export const ENGINES: readonly Engine[] = [
             Buffer.from(value),
             ...(ttl > 0 ? ["PX", String(ttl)] : []),
           ]);
+        },
+        close: () => Promise.resolve(),
+      };
+    },
+  },
+  {
+    name: "PostgresStore (postgres)",
+    reissuesCookie: false,
+    async open() {
+      const { handle } = await sharedPostgres();
+      const client = handle.client as {
+        unsafe(text: string, parameters: string[]): Promise<unknown>;
+      };
+      const table = freshTable();
+      const store = new PostgresStore({ client: handle.client, table });
+      await store.ready();
+      return {
+        store,
+        files: null,
+        // The data as text, as a stored row is read; a text column cannot
+        // hold NUL, so a planted NUL becomes another character JSON
+        // refuses unescaped (U+0001): what was not a session stays none.
+        async plant(key, data, expiresAt) {
+          await client.unsafe(
+            `INSERT INTO "${table}" (session_key, session_data, expire_date)
+             VALUES ($1, $2, $3::text::timestamptz)
+             ON CONFLICT (session_key) DO UPDATE SET session_data = excluded.session_data, expire_date = excluded.expire_date`,
+            [
+              key,
+              decoder.decode(data).replaceAll("\u0000", "\u0001"),
+              new Date(expiresAt).toISOString(),
+            ],
+          );
         },
         close: () => Promise.resolve(),
       };
