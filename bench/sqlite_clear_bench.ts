@@ -134,9 +134,7 @@ try {
     ...(BATCH === undefined ? {} : { sweepBatchSize: BATCH }),
   });
   let batches = 0;
-  const after = await measure(() =>
-    store.clearExpired({ onProgress: () => batches++ })
-  );
+  const after = await measure(() => store.clearExpired({ onProgress: () => batches++ }));
   store.close();
 
   const row = (name: string, result: Result, extra: string) =>
