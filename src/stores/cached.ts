@@ -184,8 +184,10 @@ export class CachedStore implements SessionStore {
         // Create-only: a fill never overwrites what a concurrent save wrote.
         await this.cache.save(key, record, true);
       } catch (error) {
-        if (!(error instanceof SessionExistsError)) this.#saveFailed(error);
-        return flight.deleted ? null : record;
+        if (error instanceof SessionExistsError) return flight.deleted ? null : record;
+        this.#saveFailed(error);
+        // A write that failed on the way back (a timeout) may still have
+        // landed: it is confirmed like one that succeeded.
       }
       return await this.#confirm(key, flight) ? record : null;
     } finally {

@@ -321,7 +321,7 @@ for (const setup of SETUPS) {
   });
 }
 
-describe("CachedStore: no logout is undone, as a browser sees it", () => {
+describe("CachedStore: no logout is undone, through a server and with a failing cache", () => {
   it("a logout during another tab's slow read leaves the old cookie logged out", async () => {
     const cache = new MemoryStore();
     const durable = new PausingStore(sqlite());
@@ -353,6 +353,33 @@ describe("CachedStore: no logout is undone, as a browser sees it", () => {
     } finally {
       await server.close();
     }
+  });
+
+  it("a fill whose cache write landed but answered with an error is confirmed too", async () => {
+    const durable = new PausingStore(sqlite());
+    const cache = new MemoryStore();
+    const store = new CachedStore(cache, durable);
+    store.configure({
+      cookieName: "sessionid",
+      cookieAge: 60,
+      secrets: [],
+      logger: new RecordingLogger(),
+    });
+    const other = new CachedStore(cache, durable.inner);
+    const key = await durable.inner.create(record());
+    const pause = durable.pauseNextLoad();
+    const loading = store.load(key);
+    await pause.reached;
+    await other.delete(key);
+    // The write lands, then the client gives up waiting for the reply.
+    const save = cache.save.bind(cache);
+    cache.save = async (...args) => {
+      await save(...args);
+      throw new Error("Command timed out");
+    };
+    pause.release();
+    assert.equal(await loading, null);
+    assert.equal(await cache.exists(key), false, "the cache holds the logged-out session");
   });
 
   it("a cache that cannot remove a resurrected copy fails the request rather than serve it", async () => {
