@@ -96,7 +96,7 @@ function verifies(
   message: string,
   mac: string,
 ): Promise<boolean> {
-  let bytes: Uint8Array;
+  let bytes: Uint8Array<ArrayBuffer>;
   try {
     bytes = Uint8Array.fromBase64(mac, { alphabet: "base64url" });
   } catch {
