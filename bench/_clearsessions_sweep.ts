@@ -39,7 +39,9 @@ async function fileStore(): Promise<{ removed: number; kept: number }> {
     { now, onProgress: sample },
     concurrency === undefined ? {} : { concurrency: Number(concurrency) },
   );
-  if (report.failed > 0) throw new Error(`the sweep failed: ${report.errors.join("; ")}`);
+  if (report.failed > 0) {
+    throw new Error(`the sweep failed: ${report.errors.join("; ")}`);
+  }
   return report;
 }
 

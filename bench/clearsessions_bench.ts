@@ -53,7 +53,9 @@ import { parseArgs } from "node:util";
 import { median } from "./_stats.ts";
 
 const DAY = 86_400_000;
-const RUNTIME = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
+const RUNTIME = "Bun" in globalThis
+  ? `bun ${process.versions.bun}`
+  : `deno ${Deno.version.deno}`;
 
 interface Result {
   ms: number;
@@ -64,12 +66,20 @@ interface Result {
 
 type Sweeper = (dir: string, now: number) => Result;
 
-const SWEEP = fileURLToPath(new URL("./_clearsessions_sweep.ts", import.meta.url));
+const SWEEP = fileURLToPath(
+  new URL("./_clearsessions_sweep.ts", import.meta.url),
+);
 
 // Runs one sweep in a new process of this runtime.
 function sweepIn(kind: string, concurrency?: number): Sweeper {
   return (dir, now) => {
-    const args = [SWEEP, kind, dir, String(now), ...(concurrency ? [String(concurrency)] : [])];
+    const args = [
+      SWEEP,
+      kind,
+      dir,
+      String(now),
+      ...(concurrency ? [String(concurrency)] : []),
+    ];
     const deno = (globalThis as { Deno?: typeof Deno }).Deno;
     const output = deno !== undefined
       ? execFileSync(deno.execPath(), [
@@ -112,7 +122,12 @@ if (
 // Session files as FileStore writes them: named sessionid + a 32-character
 // key, the expiry on the first line and as the mtime, then Django-like data.
 // With `halfExpired`, every second file will have expired by the sweep.
-function writeSessions(dir: string, count: number, writtenAt: number, halfExpired: boolean): void {
+function writeSessions(
+  dir: string,
+  count: number,
+  writtenAt: number,
+  halfExpired: boolean,
+): void {
   mkdirSync(dir);
   for (let i = 0; i < count; i++) {
     const key = i.toString(36).padStart(32, "0");
@@ -136,7 +151,13 @@ function sync(): void {
 }
 
 // Hono's habit: check each contender's output, not only its time.
-function check(label: string, result: Result, removed: number, kept: number, dir: string): void {
+function check(
+  label: string,
+  result: Result,
+  removed: number,
+  kept: number,
+  dir: string,
+): void {
   const left = readdirSync(dir).length;
   if (result.removed !== removed || result.kept !== kept || left !== kept) {
     throw new Error(
@@ -147,7 +168,13 @@ function check(label: string, result: Result, removed: number, kept: number, dir
 
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 
-function line(files: number, scenario: string, label: string, result: Result, ratio: string) {
+function line(
+  files: number,
+  scenario: string,
+  label: string,
+  result: Result,
+  ratio: string,
+) {
   console.log(
     `${String(files).padEnd(7)} ${scenario.padEnd(19)} ${label.padEnd(17)} ${
       result.ms.toFixed(0).padStart(6)
@@ -157,7 +184,9 @@ function line(files: number, scenario: string, label: string, result: Result, ra
   );
 }
 
-const root = mkdtempSync(join(values.root ?? tmpdir(), "tessera-bench-clearsessions-"));
+const root = mkdtempSync(
+  join(values.root ?? tmpdir(), "tessera-bench-clearsessions-"),
+);
 const summary: Record<string, unknown>[] = [];
 let run = 0;
 
@@ -166,7 +195,13 @@ let run = 0;
 function compare(
   files: number,
   scenario: string,
-  prepare: () => { dir: string; now: number; removed: number; kept: number; done(): void },
+  prepare: () => {
+    dir: string;
+    now: number;
+    removed: number;
+    kept: number;
+    done(): void;
+  },
 ): void {
   const ours: Result[] = [];
   const theirs: Result[] = [];
@@ -187,7 +222,13 @@ function compare(
       results.push(result);
     }
     line(files, scenario, "FileStore.sweep()", ours[r]!, "1.00");
-    line(files, scenario, "Django-style", theirs[r]!, (theirs[r]!.ms / ours[r]!.ms).toFixed(2));
+    line(
+      files,
+      scenario,
+      "Django-style",
+      theirs[r]!,
+      (theirs[r]!.ms / ours[r]!.ms).toFixed(2),
+    );
     line(
       files,
       scenario,
@@ -202,8 +243,12 @@ function compare(
     files,
     fileStoreMs: ours.map((r) => Math.round(r.ms)),
     djangoMs: theirs.map((r) => Math.round(r.ms)),
-    fileStoreFilesPerSecond: Math.round(files / (median(ours.map((r) => r.ms)) / 1000)),
-    djangoOverFileStore: Number(median(ours.map((r, i) => theirs[i]!.ms / r.ms)).toFixed(2)),
+    fileStoreFilesPerSecond: Math.round(
+      files / (median(ours.map((r) => r.ms)) / 1000),
+    ),
+    djangoOverFileStore: Number(
+      median(ours.map((r, i) => theirs[i]!.ms / r.ms)).toFixed(2),
+    ),
     unprotectedMs: unprotected.map((r) => Math.round(r.ms)),
     fileStorePeakRssMb: Number(mb(Math.max(...ours.map((r) => r.peakRss)))),
     djangoPeakRssMb: Number(mb(Math.max(...theirs.map((r) => r.peakRss)))),
@@ -214,7 +259,9 @@ try {
   console.log(`clearsessions bench on ${RUNTIME}\n`);
   if (values.pools) {
     const files = sizes.at(-1)!;
-    console.log(`FileStore's sweep of ${files} files, half expired, with N removals in flight`);
+    console.log(
+      `FileStore's sweep of ${files} files, half expired, with N removals in flight`,
+    );
     for (const state of states) {
       for (let r = 0; r < repeat; r++) {
         const cells: string[] = [];
@@ -224,7 +271,10 @@ try {
           const dir = join(root, `pool-${run++}`);
           writeSessions(dir, files, writtenAt, true);
           if (state === "disk") sync();
-          const result = sweepIn("filestore", concurrency)(dir, writtenAt + 15 * DAY);
+          const result = sweepIn("filestore", concurrency)(
+            dir,
+            writtenAt + 15 * DAY,
+          );
           check(
             `${concurrency} in flight`,
             result,
@@ -233,7 +283,9 @@ try {
             dir,
           );
           rmSync(dir, { recursive: true });
-          cells.push(`N=${concurrency}: ${result.ms.toFixed(0).padStart(5)} ms`);
+          cells.push(
+            `N=${concurrency}: ${result.ms.toFixed(0).padStart(5)} ms`,
+          );
         }
         console.log(`${state.padEnd(6)} ${cells.join("   ")}`);
       }

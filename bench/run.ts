@@ -1,9 +1,16 @@
 // The benchmark suite: `npm run bench` (see USAGE in _plan.ts and the
 // README's "Benchmarks" section). Runs on Deno.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import {
@@ -12,14 +19,22 @@ import {
   type Pair,
   pairLabel,
   parseOptions,
+  type Place,
   planPairs,
   type Runtime,
   schedule,
-  type ServerSpec,
   USAGE,
-  type Workload,
   WORKLOADS,
 } from "./_plan.ts";
+import {
+  BINARIES,
+  check,
+  seed,
+  Server,
+  serverArgs,
+  smoke,
+} from "./_harness.ts";
+import { judgeLoad, type LoadVerdict } from "./_load.ts";
 import {
   buildRows,
   checkTargets,
@@ -35,20 +50,14 @@ import {
   runtimeName,
   targetsText,
 } from "./_report.ts";
-import { cpuPercent, cpuTicks, statusKib } from "./_stats.ts";
+import { cpuPercent } from "./_stats.ts";
 import { barChart, type BarGroup } from "./_svg.ts";
 import { parseWrk, requestsPerSecond, wrkArgs, wrkProblem } from "./_wrk.ts";
 import { ENGINES } from "./servers/engines.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BENCH = join(ROOT, "bench");
-const SERVER_CORE = "0";
 const CLIENT_CORE = "1";
-const BINARIES: Record<Runtime, string> = {
-  deno: join(ROOT, "node_modules", ".bin", "deno"),
-  bun: join(ROOT, "node_modules", ".bin", "bun"),
-  node: "node",
-};
 
 // ---------------------------------------------------------------- setup
 
@@ -81,191 +90,6 @@ function mustRun(command: string, args: string[]): void {
 function output(command: string, args: string[]): string {
   const result = spawnSync(command, args, { cwd: ROOT, encoding: "utf8" });
   return `${result.stdout ?? ""}${result.stderr ?? ""}`.trim();
-}
-
-// ---------------------------------------------------------------- servers
-
-/** A server process pinned to its core, and the port it listens on. */
-class Server {
-  readonly #child: ChildProcess;
-  readonly #log: string[] = [];
-  #exited: Promise<void>;
-  port = 0;
-
-  constructor(spec: ServerSpec, args: string[]) {
-    const file = join(BENCH, "servers", spec.file);
-    const command = spec.runtime === "deno"
-      ? [BINARIES.deno, "run", "-A", file]
-      : [BINARIES[spec.runtime], file];
-    this.#child = spawn("taskset", ["-c", SERVER_CORE, ...command, ...args], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.#exited = new Promise((resolve) => this.#child.once("exit", () => resolve()));
-    // Keep reading, or a server that logs would block on a full pipe.
-    for (const stream of [this.#child.stdout!, this.#child.stderr!]) {
-      stream.setEncoding("utf8");
-      stream.on("data", (text: string) => {
-        this.#log.push(text);
-        if (this.#log.length > 50) this.#log.shift();
-      });
-    }
-  }
-
-  get pid(): number {
-    return this.#child.pid!;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/`;
-  }
-
-  /** What the server printed last, for an error message. */
-  get log(): string {
-    return this.#log.join("").slice(-2000).trim();
-  }
-
-  /** Waits for the "listening on 127.0.0.1:<port>" line. */
-  async ready(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(this.#log.join(""));
-      if (match !== null) {
-        this.port = Number(match[1]);
-        return;
-      }
-      if (this.#child.exitCode !== null || this.#child.signalCode !== null) {
-        break;
-      }
-      await sleep(20);
-    }
-    throw new Error(`the server did not start:\n${this.log}`);
-  }
-
-  /** The CPU time the server has used, in clock ticks. */
-  cpuTicks(): number {
-    return cpuTicks(readFileSync(`/proc/${this.pid}/stat`, "utf8"));
-  }
-
-  /** A field of /proc/<pid>/status in KiB. */
-  memoryKib(field: "VmRSS" | "VmHWM"): number {
-    return statusKib(readFileSync(`/proc/${this.pid}/status`, "utf8"), field);
-  }
-
-  /** Stops the server by its pid: SIGTERM, then SIGKILL after 5 s. */
-  async stop(): Promise<void> {
-    if (this.#child.exitCode !== null || this.#child.signalCode !== null) {
-      return;
-    }
-    this.#child.kill("SIGTERM");
-    const stopped = await Promise.race([
-      this.#exited.then(() => true),
-      sleep(5000),
-    ]);
-    if (stopped !== true) {
-      this.#child.kill("SIGKILL");
-      await this.#exited;
-    }
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// ---------------------------------------------------------------- HTTP
-
-interface Answer {
-  status: number;
-  body: string;
-  cookie: string | null;
-}
-
-async function get(url: string, cookie: string | null): Promise<Answer> {
-  const response = await fetch(
-    url,
-    cookie === null ? {} : { headers: { cookie } },
-  );
-  const body = await response.text();
-  // A browser keeps the last of several cookies of one name in a response.
-  const setCookie = response.headers.getSetCookie().at(-1);
-  return {
-    status: response.status,
-    body,
-    cookie: setCookie?.split(";")[0] ?? null,
-  };
-}
-
-/** Creates `count` sessions through the server and returns their cookies. */
-async function seed(url: string, count: number): Promise<string[]> {
-  const cookies: string[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      next++;
-      const answer = await get(url, null);
-      if (
-        answer.status !== 200 || answer.body !== "new 1" ||
-        answer.cookie === null
-      ) {
-        throw new Error(
-          `seeding a session got ${answer.status} "${answer.body.slice(0, 80)}" ${
-            answer.cookie === null ? "without" : "with"
-          } a cookie, not 200 "new 1" with a cookie`,
-        );
-      }
-      cookies.push(answer.cookie);
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
-  return cookies;
-}
-
-/**
- * Confirms the server does what the workload measures, following the
- * cookies it sets as a browser would: a read finds the seeded counter and
- * leaves it, a write moves it by one, a new session is stored.
- *
- * @throws {Error} saying what the server answered instead.
- */
-async function check(
-  url: string,
-  workload: Workload | null,
-  cookies: string[],
-): Promise<void> {
-  const expect = (answer: Answer, body: string, what: string) => {
-    if (answer.status !== 200 || answer.body !== body) {
-      throw new Error(
-        `${what}: expected 200 "${body}", got ${answer.status} "${answer.body.slice(0, 80)}"`,
-      );
-    }
-  };
-  if (workload === null) {
-    expect(await get(url, null), "ok", "GET /");
-    return;
-  }
-  if (workload === "new") {
-    const first = await get(url, null);
-    expect(first, "new 1", "a request without a cookie");
-    if (first.cookie === null) throw new Error("a new session got no cookie");
-    expect(await get(url, first.cookie), "read 1", "the new session read back");
-    return;
-  }
-  let cookie = cookies[cookies.length - 1]!;
-  const first = await get(url, cookie);
-  cookie = first.cookie ?? cookie;
-  if (workload === "read") {
-    expect(first, "read 1", "a seeded session read");
-    expect(await get(url, cookie), "read 1", "the same session read again");
-    return;
-  }
-  const count = Number(/^write (\d+)$/.exec(first.body)?.[1]);
-  if (!(count >= 2)) expect(first, "write 2", "a seeded session written");
-  expect(
-    await get(url, cookie),
-    `write ${count + 1}`,
-    "the same session written again",
-  );
 }
 
 // ---------------------------------------------------------------- wrk
@@ -304,10 +128,10 @@ function wrk(run: WrkRunOptions, until?: string): Promise<string> {
 
 // ---------------------------------------------------------------- measuring
 
-/** One visit: a fresh server, seeded, checked, warmed up, then `runs` measured runs. */
+/** One visit: a fresh server, seeded, checked, warmed up, then one measured run of `round`. */
 async function measure(
   pair: Pair,
-  runs: number,
+  round: number,
   options: Options,
   ticksPerSecond: number,
 ): Promise<PairResult> {
@@ -317,15 +141,13 @@ async function measure(
     runs: [],
     failure: null,
   };
-  const args = [
-    ...pair.server.args,
-    ...(pair.workload === null ? [] : [pair.workload]),
-  ];
-  const server = new Server(pair.server, args);
+  const server = new Server(pair.server, serverArgs(pair));
   const scratch = mkdtempSync(join(tmpdir(), "tessera-bench-cookies-"));
   try {
     await server.ready();
-    const cookies = pair.workload === null ? [] : await seed(server.url, options.sessions);
+    const cookies = pair.workload === null
+      ? []
+      : await seed(server.url, options.sessions);
     await check(server.url, pair.workload, cookies);
     const cookieFile = join(scratch, "cookies.txt");
     writeFileSync(cookieFile, `${cookies.join("\n")}\n`);
@@ -337,7 +159,7 @@ async function measure(
       scriptArgs: withCookies ? [cookieFile] : [],
     };
     if (options.warmup > 0) await wrk({ ...run, seconds: options.warmup });
-    for (let i = 0; i < runs; i++) {
+    {
       const ticks = server.cpuTicks();
       const started = performance.now();
       const wrkResult = parseWrk(
@@ -345,9 +167,10 @@ async function measure(
       );
       const seconds = (performance.now() - started) / 1000;
       const problem = wrkProblem(wrkResult);
-      if (problem !== null) throw new Error(`run ${i + 1}: ${problem}`);
+      if (problem !== null) throw new Error(`round ${round + 1}: ${problem}`);
       const usedTicks = server.cpuTicks() - ticks;
       result.runs.push({
+        round,
         rps: requestsPerSecond(wrkResult),
         p99Ms: wrkResult.p99Us / 1000,
         cpuPercent: cpuPercent(usedTicks, ticksPerSecond, seconds),
@@ -359,7 +182,9 @@ async function measure(
     result.failure = (error as Error).message.split("\n")[0]!;
     const log = server.log;
     console.log(
-      `  FAILED: ${(error as Error).message}${log === "" ? "" : `\n  server said:\n${log}`}`,
+      `  FAILED: ${(error as Error).message}${
+        log === "" ? "" : `\n  server said:\n${log}`
+      }`,
     );
   } finally {
     await server.stop();
@@ -369,7 +194,9 @@ async function measure(
 }
 
 async function flood(runtime: Runtime, options: Options): Promise<FloodResult> {
-  const spec = allServers().find((server) => server.id === `tessera-memory-${runtime}`)!;
+  const spec = allServers().find((server) =>
+    server.id === `tessera-memory-${runtime}`
+  )!;
   const result: FloodResult = {
     runtime,
     steps: [],
@@ -447,7 +274,9 @@ function versions(): string {
   ]) !==
     "";
   const lines = [
-    `tessera\t${own.version} (${commit}${dirty ? " with uncommitted changes" : ""})`,
+    `tessera\t${own.version} (${commit}${
+      dirty ? " with uncommitted changes" : ""
+    })`,
     `deno\t${output(BINARIES.deno, ["--version"]).split("\n")[0]}`,
     `bun\t${output(BINARIES.bun, ["--version"])}`,
     `node\t${output("node", ["--version"])}`,
@@ -472,20 +301,89 @@ function cpuModel(): string {
   return match?.[1]?.trim() ?? cpus()[0]?.model ?? "unknown CPU";
 }
 
-function machine(loadAtStart: number[]): string {
+/** The runtimes' versions, as one line for the summary. */
+function runtimeVersions(): string {
+  const deno = /deno (\S+)/.exec(output(BINARIES.deno, ["--version"]))?.[1] ??
+    "?";
+  return `Deno ${deno}, Bun ${output(BINARIES.bun, ["--version"])}, Node ${
+    output("node", ["--version"]).replace(/^v/, "")
+  }`;
+}
+
+function machine(
+  loadAtStart: number[],
+  verdict: LoadVerdict,
+  places: readonly Place[],
+): string {
   return [
     `cpu\t${cpuModel()}`,
     `cores\t${cpus().length}`,
     `kernel\tLinux ${release()}`,
     `memory\t${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
-    `load average at start\t${loadAtStart.map((load) => load.toFixed(2)).join(" ")}`,
-    `load average at end\t${loadavg().map((load) => load.toFixed(2)).join(" ")}`,
+    `runtimes\t${runtimeVersions()}`,
+    ...places.map((place) => `place ${place.name}\t${place.dir}`),
+    `load average at start\t${
+      loadAtStart.map((load) => load.toFixed(2)).join(" ")
+    }`,
+    `load per core at start\t${verdict.perCore.toFixed(2)}`,
+    `load average at end\t${
+      loadavg().map((load) => load.toFixed(2)).join(" ")
+    }`,
+    `published\t${
+      verdict.publish ? (verdict.busy ? "yes, forced" : "yes") : "no"
+    }`,
   ].join("\n") + "\n";
+}
+
+/**
+ * The places the file rows run in: the `--root` directories, or the OS
+ * temp dir and /dev/shm when that is a tmpfs; each named by its file
+ * system type (a second one of a type gets a number).
+ */
+function findPlaces(roots: readonly string[] | null): Place[] {
+  const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((line) =>
+    line.split(" ")
+  )
+    .filter((fields) => fields.length >= 3).map(([, point, type]) => ({
+      point: point!.replace(/\\040/g, " "),
+      type: type!,
+    }));
+  const typeOf = (dir: string): string => {
+    const real = resolve(dir);
+    let best = { point: "", type: "unknown" };
+    for (const mount of mounts) {
+      const inside = real === mount.point ||
+        real.startsWith(
+          mount.point.endsWith("/") ? mount.point : `${mount.point}/`,
+        );
+      if (inside && mount.point.length >= best.point.length) best = mount;
+    }
+    return best.type;
+  };
+  const dirs = roots ??
+    [
+      tmpdir(),
+      ...(existsSync("/dev/shm") && typeOf("/dev/shm") === "tmpfs"
+        ? ["/dev/shm"]
+        : []),
+    ];
+  const seen = new Map<string, number>();
+  return dirs.map((dir) => {
+    if (!existsSync(dir)) {
+      throw new Error(
+        `Cannot run the benchmark in '${dir}' as it does not exist: create it or pass another '--root'`,
+      );
+    }
+    const type = typeOf(dir);
+    const count = (seen.get(type) ?? 0) + 1;
+    seen.set(type, count);
+    return { name: count === 1 ? type : `${type}-${count}`, dir: resolve(dir) };
+  });
 }
 
 function resultsTsv(results: readonly PairResult[]): string {
   const lines = [
-    "server_id\tserver\truntime\tworkload\trun\treq_per_s\tp99_ms\tcpu_percent\tcpu_us_per_req\tfailure",
+    "server_id\tserver\truntime\tworkload\tround\treq_per_s\tp99_ms\tcpu_percent\tcpu_us_per_req\tfailure",
   ];
   for (const result of results) {
     const start = [
@@ -497,10 +395,10 @@ function resultsTsv(results: readonly PairResult[]): string {
     if (result.failure !== null) {
       lines.push([...start, "", "", "", "", "", result.failure].join("\t"));
     }
-    result.runs.forEach((run, index) =>
+    result.runs.forEach((run) =>
       lines.push([
         ...start,
-        index + 1,
+        run.round + 1,
         run.rps.toFixed(1),
         run.p99Ms.toFixed(3),
         run.cpuPercent.toFixed(1),
@@ -554,17 +452,21 @@ function summary(
   options: Options,
   date: string,
   directory: string,
-  loadAtStart: number[],
+  verdict: LoadVerdict,
+  places: readonly Place[],
 ): string {
   const engines = Object.keys(ENGINES);
   const parts = [
-    `Measured on ${date} with \`npm run bench\`: ${options.runs} runs of ${options.duration} s after a ${options.warmup} s warm-up, ${options.connections} connections, ${options.sessions} sessions seeded; each server pinned to one core and wrk to the other. Machine: ${cpuModel()}, ${cpus().length} cores, Linux ${release()}; load average at the start ${
-      loadAtStart[0]!.toFixed(2)
-    }. Raw results, versions and machine: [${directory}/](${directory}/).`,
+    ...(verdict.busy ? [`**${verdict.text}**`] : []),
+    `Measured on ${date} with \`npm run bench\`: ${options.runs} rounds, each measuring every server and workload once for ${options.duration} s after a ${options.warmup} s warm-up, ${options.connections} connections, ${options.sessions} sessions seeded; each server pinned to one core and wrk to the other. File sessions in ${
+      places.map((place) => `${place.dir} (${place.name})`).join(" and ")
+    }. Machine: ${cpuModel()}, ${cpus().length} cores, Linux ${release()}, ${runtimeVersions()}; ${
+      verdict.text.replace(/^[^:]*: /, "")
+    } Raw results, versions and machine: [${directory}/](${directory}/).`,
     `![req/s as a share of the bare server of the same runtime](${directory}/ratios.svg)`,
     resultsTable(rows),
     failuresText(rows),
-    `"req/s" is the median of the runs and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in this run, whose runs are spread over the whole run (the first at its start, the last at its end); "vs bare (CPU)" divides the bare server's CPU time per request by the row's, which is the same ratio when both servers use their whole core, and holds up better when other work on the machine takes part of it. ${
+    `"req/s" is the median of the rounds and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in the same round, and is the median of the rounds' ratios; "vs bare (CPU)" divides the bare server's CPU time per request by the row's, which is the same ratio when both servers use their whole core, and holds up better when other work on the machine takes part of it. "vs floor" and "vs floor (CPU)" do the same with the row's floor: a bare server doing the I/O the workload cannot avoid with no session logic (bench/servers/floor.ts), signed as the row is. ${
       peersText(engines)
     }`,
     targetsText(checkTargets(rows)),
@@ -586,6 +488,29 @@ function summary(
 
 // ---------------------------------------------------------------- main
 
+/** `--quick`: every planned server started, seeded and checked, nothing timed. */
+async function quick(
+  pairs: readonly Pair[],
+  options: Options,
+): Promise<number> {
+  let failed = 0;
+  for (const pair of pairs) {
+    const failure = await smoke(pair, Math.min(options.sessions, 3));
+    if (failure !== null) failed++;
+    console.log(
+      `${failure === null ? "ok    " : "FAILED"} ${pairLabel(pair)}${
+        failure === null ? "" : `: ${failure}`
+      }`,
+    );
+  }
+  console.log(
+    `${
+      pairs.length - failed
+    } of ${pairs.length} servers answered as their workload says`,
+  );
+  return failed === 0 ? 0 : 1;
+}
+
 async function main(args: string[]): Promise<number> {
   let options: Options | "help";
   try {
@@ -601,27 +526,51 @@ async function main(args: string[]): Promise<number> {
   if (cpus().length < 2) {
     console.log("Warning: one core only; server and wrk share it.");
   }
+  let places: Place[];
+  try {
+    places = findPlaces(options.roots);
+  } catch (error) {
+    console.error((error as Error).message);
+    return 2;
+  }
+  const pairs = planPairs(
+    allServers(Object.keys(ENGINES), places),
+    options.only,
+  );
+  if (options.quick) return await quick(pairs, options);
   if (options.install) install();
 
   const loadAtStart = loadavg();
+  const verdict = judgeLoad(
+    loadAtStart[0]!,
+    cpus().length,
+    options.complete,
+    options.force,
+  );
+  console.log(verdict.text);
   const versionsAtStart = versions();
   const ticksPerSecond = Number(output("getconf", ["CLK_TCK"])) || 100;
-  const pairs = planPairs(allServers(), options.only);
   const floodRuntimes = options.floodOn.filter((runtime) =>
     options.flood > 0 &&
     (options.only === null || options.only.test(`memory flood ${runtime}`))
   );
   const started = performance.now();
-  // One result per pair, in the plan's order; a pair visited several times
-  // (a bare server) collects the runs of every visit.
+  // One result per pair, in the plan's order, collecting the run of every round.
   const results = new Map<Pair, PairResult>();
   const visits = schedule(pairs, options.runs);
   for (const [index, visit] of visits.entries()) {
     const elapsed = (performance.now() - started) / 1000;
     console.log(
-      `[${index + 1}/${visits.length}, ${elapsed.toFixed(0)} s] ${pairLabel(visit.pair)}`,
+      `[${index + 1}/${visits.length}, round ${visit.round + 1}, ${
+        elapsed.toFixed(0)
+      } s] ${pairLabel(visit.pair)}`,
     );
-    const result = await measure(visit.pair, visit.runs, options, ticksPerSecond);
+    const result = await measure(
+      visit.pair,
+      visit.round,
+      options,
+      ticksPerSecond,
+    );
     if (result.failure === null) {
       console.log(
         `  ${result.runs.map((run) => formatCount(run.rps)).join(", ")} req/s`,
@@ -637,20 +586,24 @@ async function main(args: string[]): Promise<number> {
   const floods: FloodResult[] = [];
   for (const runtime of floodRuntimes) {
     console.log(
-      `[memory flood ${runtime}, ${((performance.now() - started) / 1000).toFixed(0)} s]`,
+      `[memory flood ${runtime}, ${
+        ((performance.now() - started) / 1000).toFixed(0)
+      } s]`,
     );
     floods.push(await flood(runtime, options));
   }
 
   const date = new Date().toISOString().slice(0, 10);
-  const directory = options.complete
+  const directory = verdict.publish
     ? join(BENCH, "results", date)
     : mkdtempSync(join(tmpdir(), `tessera-bench-${date}-`));
   mkdirSync(directory, { recursive: true });
-  const shown = relative(ROOT, directory).startsWith("..") ? directory : relative(ROOT, directory);
+  const shown = relative(ROOT, directory).startsWith("..")
+    ? directory
+    : relative(ROOT, directory);
   const measured = pairs.flatMap((pair) => results.get(pair) ?? []);
   const rows = buildRows(measured);
-  const text = summary(rows, floods, options, date, shown, loadAtStart);
+  const text = summary(rows, floods, options, date, shown, verdict, places);
   writeFileSync(join(directory, "results.tsv"), resultsTsv(measured));
   if (floods.length > 0) {
     writeFileSync(join(directory, "memory.tsv"), floodTsv(floods));
@@ -658,8 +611,11 @@ async function main(args: string[]): Promise<number> {
   writeFileSync(join(directory, "table.md"), text);
   writeFileSync(join(directory, "ratios.svg"), chart(rows));
   writeFileSync(join(directory, "versions.tsv"), versionsAtStart);
-  writeFileSync(join(directory, "machine.tsv"), machine(loadAtStart));
-  if (options.complete) {
+  writeFileSync(
+    join(directory, "machine.tsv"),
+    machine(loadAtStart, verdict, places),
+  );
+  if (verdict.publish) {
     const readme = join(ROOT, "README.md");
     writeFileSync(readme, replaceBlock(readFileSync(readme, "utf8"), text));
     spawnSync(BINARIES.deno, ["fmt", "--quiet", readme], {
@@ -669,8 +625,14 @@ async function main(args: string[]): Promise<number> {
   }
   console.log(`\n${text}`);
   console.log(
-    `Done in ${((performance.now() - started) / 1000).toFixed(0)} s; results in ${shown}${
-      options.complete ? " and README.md" : " (a partial run: README.md left as it was)"
+    `Done in ${
+      ((performance.now() - started) / 1000).toFixed(0)
+    } s; results in ${shown}${
+      verdict.publish
+        ? " and README.md"
+        : options.complete
+        ? " (a busy machine: README.md left as it was)"
+        : " (a partial run: README.md left as it was)"
     }.`,
   );
   return measured.some((result) => result.failure !== null) ||
