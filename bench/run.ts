@@ -284,12 +284,11 @@ function versions(): string {
   ];
   for (const name of Object.keys(bench.devDependencies)) {
     const manifest = join(BENCH, "node_modules", name, "package.json");
-    lines.push(
-      `${name}\t${
-        (JSON.parse(readFileSync(manifest, "utf8")) as { version: string })
-          .version
-      }`,
-    );
+    // A run with --no-install may measure no peer, and then has none installed.
+    const version = existsSync(manifest)
+      ? (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version
+      : "not installed";
+    lines.push(`${name}\t${version}`);
   }
   return `${lines.join("\n")}\n`;
 }

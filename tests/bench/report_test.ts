@@ -28,12 +28,19 @@ function result(id: string, workload: Workload | null, rps: number[]): PairResul
   return {
     server: server(id),
     workload,
-    runs: rps.map((value) => ({ rps: value, p99Ms: 2, cpuPercent: 90, cpuUsPerRequest: 20 })),
+    runs: rps.map((value, round) => ({
+      round,
+      rps: value,
+      p99Ms: 2,
+      cpuPercent: 90,
+      cpuUsPerRequest: 20,
+    })),
     failure: null,
   };
 }
 
 const RESULTS: PairResult[] = [
+  result("floor-memory-deno", "read", [40_000, 44_000, 40_000]),
   result("tessera-memory-deno", "read", [30_000, 33_000, 36_000]),
   result("bare-deno", null, [60_000, 50_000, 70_000]),
   result("bare-node", null, [20_000]),
@@ -52,6 +59,7 @@ describe("buildRows()", () => {
       "bare-deno",
       "bare-node",
       "hono-deno",
+      "floor-memory-deno",
       "tessera-memory-deno",
       "hono-sessions-memory-deno",
       "tessera-file-deno",
@@ -59,19 +67,47 @@ describe("buildRows()", () => {
     ]);
   });
 
-  it("takes the median, the range and the ratio to the bare server of the same runtime", () => {
+  it("takes the median, the range, and the median of the rounds' ratios to the bare server", () => {
     const memory = row("tessera-memory-deno");
     assert.equal(memory.rps, 33_000);
     assert.equal(memory.minRps, 30_000);
     assert.equal(memory.maxRps, 36_000);
-    assert.equal(memory.vsBare, 0.55);
+    // Rounds: 30/60, 33/50, 36/70; the ratio of the medians would be 0.55.
+    assert.equal(memory.vsBare, 36 / 70);
     assert.equal(row("hono-deno").vsBare, 0.75);
+  });
+
+  it("divides a Tessera row by its floor round by round and takes the median", () => {
+    const memory = row("tessera-memory-deno");
+    // Rounds: 30/40, 33/44, 36/40.
+    assert.equal(memory.vsFloor, 0.75);
+    assert.equal(memory.cpuVsFloor, 1);
+    assert.equal(memory.floor?.result.server.id, "floor-memory-deno");
+    assert.equal(row("floor-memory-deno").vsFloor, null);
+    assert.equal(row("tessera-file-deno").vsFloor, null, "its floor was not measured");
+  });
+
+  it("pairs rounds by number, skipping a round one side lacks", () => {
+    const [, floor, tessera] = buildRows([
+      result("bare-bun", null, [100_000, 100_000, 100_000]),
+      {
+        ...result("floor-memory-bun", "read", []),
+        runs: [
+          { round: 0, rps: 10_000, p99Ms: 1, cpuPercent: 90, cpuUsPerRequest: 10 },
+          { round: 2, rps: 20_000, p99Ms: 1, cpuPercent: 90, cpuUsPerRequest: 10 },
+        ],
+      },
+      result("tessera-memory-bun", "read", [9_000, 1, 10_000]),
+    ]);
+    assert.equal(floor?.result.server.kind, "floor");
+    // Rounds 0 and 2 only: 0.9 and 0.5.
+    assert.equal(tessera?.vsFloor, 0.7);
   });
 
   it("divides the bare server's CPU time per request by the row's", () => {
     const cpu = (id: string, workload: Workload | null, us: number): PairResult => ({
       ...result(id, workload, [1000]),
-      runs: [{ rps: 1000, p99Ms: 1, cpuPercent: 50, cpuUsPerRequest: us }],
+      runs: [{ round: 0, rps: 1000, p99Ms: 1, cpuPercent: 50, cpuUsPerRequest: us }],
     });
     const [, memory] = buildRows([
       cpu("bare-bun", null, 10),
@@ -122,7 +158,9 @@ describe("resultsTable()", () => {
       "2.00",
       "90%",
       "20",
-      "0.55",
+      "0.51",
+      "1.00",
+      "0.75",
       "1.00",
       "11.0x",
     ]);
@@ -188,8 +226,10 @@ describe("checkTargets() and targetsText()", () => {
     assert.deepEqual(
       checks.map((check) => [check.row.result.server.id, check.what, check.goal, check.met]),
       [
+        ["tessera-memory-deno", "vs floor", 0.9, false],
         ["tessera-memory-deno", "vs bare", 0.6, false],
         ["tessera-memory-deno", "vs peer", 10, true],
+        ["tessera-file-deno", "vs floor", 0.85, false],
         ["tessera-file-deno", "vs bare", 0.1, true],
         ["tessera-file-deno", "vs peer", 10, true],
       ],
@@ -199,8 +239,27 @@ describe("checkTargets() and targetsText()", () => {
   it("lists the missed targets with their figures", () => {
     assert.equal(
       targetsText(checks),
-      "Targets met: 3 of 4.\n\nMissed:\n\n- Tessera MemoryStore (Deno) read vs bare >= 0.6: 0.55",
+      [
+        "Targets met: 3 of 6.",
+        "",
+        "Missed:",
+        "",
+        "- Tessera MemoryStore (Deno) read vs floor >= 0.9: 0.75",
+        "- Tessera MemoryStore (Deno) read vs bare >= 0.6: 0.51",
+        "- Tessera FileStore (Deno) write vs floor >= 0.85: not measured",
+      ].join("\n"),
     );
+  });
+
+  it("holds a row without a secret to its floor only", () => {
+    const plain = checkTargets(buildRows([
+      result("bare-deno", null, [100]),
+      result("floor-memory-plain-deno", "write", [50]),
+      result("tessera-memory-plain-deno", "write", [48]),
+    ]));
+    assert.deepEqual(plain.map((check) => [check.what, check.goal, check.met]), [
+      ["vs floor", 0.9, true],
+    ]);
   });
 });
 
