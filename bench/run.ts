@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { join, relative } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import {
@@ -35,6 +35,7 @@ import {
   smoke,
 } from "./_harness.ts";
 import { judgeLoad, type LoadVerdict } from "./_load.ts";
+import { findPlaces } from "./_places.ts";
 import {
   buildRows,
   checkTargets,
@@ -286,7 +287,8 @@ function versions(): string {
     const manifest = join(BENCH, "node_modules", name, "package.json");
     // A run with --no-install may measure no peer, and then has none installed.
     const version = existsSync(manifest)
-      ? (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version
+      ? (JSON.parse(readFileSync(manifest, "utf8")) as { version: string })
+        .version
       : "not installed";
     lines.push(`${name}\t${version}`);
   }
@@ -332,52 +334,6 @@ function machine(
       verdict.publish ? (verdict.busy ? "yes, forced" : "yes") : "no"
     }`,
   ].join("\n") + "\n";
-}
-
-/**
- * The places the file rows run in: the `--root` directories, or the OS
- * temp dir and /dev/shm when that is a tmpfs; each named by its file
- * system type (a second one of a type gets a number).
- */
-function findPlaces(roots: readonly string[] | null): Place[] {
-  const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((line) =>
-    line.split(" ")
-  )
-    .filter((fields) => fields.length >= 3).map(([, point, type]) => ({
-      point: point!.replace(/\\040/g, " "),
-      type: type!,
-    }));
-  const typeOf = (dir: string): string => {
-    const real = resolve(dir);
-    let best = { point: "", type: "unknown" };
-    for (const mount of mounts) {
-      const inside = real === mount.point ||
-        real.startsWith(
-          mount.point.endsWith("/") ? mount.point : `${mount.point}/`,
-        );
-      if (inside && mount.point.length >= best.point.length) best = mount;
-    }
-    return best.type;
-  };
-  const dirs = roots ??
-    [
-      tmpdir(),
-      ...(existsSync("/dev/shm") && typeOf("/dev/shm") === "tmpfs"
-        ? ["/dev/shm"]
-        : []),
-    ];
-  const seen = new Map<string, number>();
-  return dirs.map((dir) => {
-    if (!existsSync(dir)) {
-      throw new Error(
-        `Cannot run the benchmark in '${dir}' as it does not exist: create it or pass another '--root'`,
-      );
-    }
-    const type = typeOf(dir);
-    const count = (seen.get(type) ?? 0) + 1;
-    seen.set(type, count);
-    return { name: count === 1 ? type : `${type}-${count}`, dir: resolve(dir) };
-  });
 }
 
 function resultsTsv(results: readonly PairResult[]): string {
