@@ -30,7 +30,8 @@ const ROUNDS = option("rounds", 9);
 const SESSION = {
   _auth_user_id: "42",
   _auth_user_backend: "django.contrib.auth.backends.ModelBackend",
-  _auth_user_hash: "3f1c0c6a9e6f4b2d8a7e5c4b3a2918171615141312111009080706050403020100",
+  _auth_user_hash:
+    "3f1c0c6a9e6f4b2d8a7e5c4b3a2918171615141312111009080706050403020100",
   cart: Array.from({ length: 6 }, (_, i) => ({ sku: `item-${i}`, qty: i + 1 })),
   _session_expiry: 3600,
 };
@@ -110,7 +111,9 @@ async function inflateStream(
 
 async function main(): Promise<void> {
   const runtime = "Bun" in globalThis
-    ? `bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
+    ? `bun ${
+      (globalThis as unknown as { Bun: { version: string } }).Bun.version
+    }`
     : `deno ${
       (globalThis as unknown as { Deno: { version: { deno: string } } }).Deno
         .version.deno
@@ -168,7 +171,8 @@ async function main(): Promise<void> {
 
   const groups: { title: string; baseline: Case; cases: Case[] }[] = [
     {
-      title: `signing a ${JSON_BYTES.length}-byte session (${PAYLOAD.length} chars of base64url)`,
+      title:
+        `signing a ${JSON_BYTES.length}-byte session (${PAYLOAD.length} chars of base64url)`,
       baseline: {
         name: "baseline: crypto.subtle.sign HMAC-SHA256",
         run: () => crypto.subtle.sign("HMAC", rawKey, message),
@@ -184,7 +188,8 @@ async function main(): Promise<void> {
         },
         {
           name: "unsign(), old secret (2 verifies)",
-          run: () => unsign(signedOld, { secret: [SECRET, OLD_SECRET], salt: SALT }),
+          run: () =>
+            unsign(signedOld, { secret: [SECRET, OLD_SECRET], salt: SALT }),
         },
         {
           name: "dumps(), compress: true",

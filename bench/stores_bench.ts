@@ -29,7 +29,9 @@ import { REDIS_CLIENTS, startRedis } from "../tests/_redis.ts";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 0.4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const KEYS = 256;
-const RUNTIME = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
+const RUNTIME = "Bun" in globalThis
+  ? `bun ${process.versions.bun}`
+  : `deno ${Deno.version.deno}`;
 
 interface Engine {
   name: string;
@@ -164,7 +166,8 @@ try {
     };
   });
   const pad = (text: string, width: number) => text.padEnd(width);
-  const num = (value: number) => Math.round(value).toLocaleString("en-US").padStart(10);
+  const num = (value: number) =>
+    Math.round(value).toLocaleString("en-US").padStart(10);
   const ratio = (value: number) => value.toFixed(4).padStart(8);
   console.log(
     `\nStore operations per second on ${RUNTIME} (median of ${ROUNDS} rounds of ${SECONDS} s; ratio = engine / MemoryStore)\n`,
@@ -172,9 +175,9 @@ try {
   console.log(`${pad("engine", 46)}     read/s    ratio    write/s    ratio`);
   for (const row of rows) {
     console.log(
-      `${pad(row.name, 46)} ${num(row.read)} ${ratio(row.readRatio)} ${num(row.write)} ${
-        ratio(row.writeRatio)
-      }`,
+      `${pad(row.name, 46)} ${num(row.read)} ${ratio(row.readRatio)} ${
+        num(row.write)
+      } ${ratio(row.writeRatio)}`,
     );
   }
   console.log(

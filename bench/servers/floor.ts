@@ -23,7 +23,8 @@
 // - cookie read: one HMAC verify of Django's signed cookie, base64url
 //   decode, JSON.parse, the timestamp's age.
 // - sqlite read: one prepared SELECT by key and expiry (node:sqlite),
-//   [verify], JSON.parse; sqlite write: the same, then one prepared UPDATE.
+//   [verify], JSON.parse; sqlite write: the same, then one prepared UPDATE;
+//   in WAL mode, as SqliteStore sets it.
 // TODO(issue 14): a PostgreSQL read floor, once PostgresStore is measured
 // here (one prepared SELECT by key over one connection).
 import {
@@ -192,7 +193,8 @@ function memoryRecords(): Records {
   const entries = new Map<string, { stored: string; expiresAt: number }>();
   return {
     load: (key) => entries.get(key) ?? null,
-    store: (key, expiresAt, stored) => void entries.set(key, { stored, expiresAt }),
+    store: (key, expiresAt, stored) =>
+      void entries.set(key, { stored, expiresAt }),
   };
 }
 
@@ -241,6 +243,8 @@ function sqliteRecords(): Records {
     db.close();
     removeDirectory();
   };
+  // The journal SqliteStore sets: the same durability, so the same writes.
+  db.exec("PRAGMA journal_mode = WAL");
   db.exec(
     `CREATE TABLE "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" datetime NOT NULL)`,
   );
