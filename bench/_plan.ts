@@ -447,11 +447,23 @@ export function planPairs(
   servers: readonly ServerSpec[],
   only: RegExp | null,
 ): Pair[] {
-  const pairs = servers.flatMap((server): Pair[] =>
-    server.sessions
-      ? server.workloads.map((workload) => ({ server, workload }))
-      : [{ server, workload: null }]
-  );
+  // Each floor's workload just before the Tessera workload that divides by
+  // it; a floor no listed server divides by keeps its own place.
+  const byId = new Map(servers.map((server) => [server.id, server]));
+  const used = new Set(servers.flatMap((server) => server.floor ?? []));
+  const pairs = servers.flatMap((server): Pair[] => {
+    if (!server.sessions) return [{ server, workload: null }];
+    if (server.kind === "floor" && used.has(server.id)) return [];
+    const floor = server.floor === undefined
+      ? undefined
+      : byId.get(server.floor);
+    return server.workloads.flatMap((workload) => [
+      ...(floor?.workloads.includes(workload)
+        ? [{ server: floor, workload }]
+        : []),
+      { server, workload },
+    ]);
+  });
   if (only === null) return pairs;
   const chosen = pairs.filter((pair) => only.test(pairLabel(pair)));
   const runtimes = new Set(chosen.map((pair) => pair.server.runtime));
@@ -486,13 +498,16 @@ export interface Visit {
  * same round of the server it is compared with, and takes the median of
  * those ratios, so that a change in the machine's load over the whole run
  * (other work starting or ending) moves both sides of a ratio alike. Each
- * floor comes just before the Tessera rows that divide by it.
+ * floor is measured next to the Tessera row that divides by it (planPairs),
+ * before it in even rounds and after it in odd ones (the other pairs are in
+ * reverse order then): what one visit leaves behind, such as dirty pages the
+ * disk writes back during the next, then falls on either side in turn.
  */
 export function schedule(pairs: readonly Pair[], rounds: number): Visit[] {
   const bare = pairs.filter((pair) => pair.server.kind === "bare");
   const others = pairs.filter((pair) => pair.server.kind !== "bare");
-  return Array.from(
-    { length: rounds },
-    (_, round) => [...bare, ...others].map((pair) => ({ pair, round })),
-  ).flat();
+  return Array.from({ length: rounds }, (_, round) => {
+    const order = round % 2 === 0 ? others : [...others].reverse();
+    return [...bare, ...order].map((pair) => ({ pair, round }));
+  }).flat();
 }

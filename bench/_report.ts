@@ -285,7 +285,13 @@ export function checkTargets(rows: readonly Row[]): TargetCheck[] {
         met: row.vsBare !== null && row.vsBare >= goal,
       });
     }
-    if (PEERS[server.engine] !== undefined) {
+    // A peer that was not part of the run (--only) is not a missed target;
+    // one that failed is.
+    const peerName = PEERS[server.engine];
+    if (
+      peerName !== undefined &&
+      rows.some((other) => other.result.server.name === peerName)
+    ) {
       const actual = row.vsPeer?.ratio ?? null;
       checks.push({
         row,

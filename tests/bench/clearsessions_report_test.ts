@@ -24,7 +24,11 @@ describe("summarize()", () => {
       { fileStore: sweep(3000), floor: sweep(2000), django: sweep(5000) },
       { fileStore: sweep(1100), floor: sweep(1000), django: sweep(3000, 70) },
     ]);
-    assert.deepEqual([summary.fileStoreMs, summary.floorMs, summary.djangoMs], [1200, 1000, 4000]);
+    assert.deepEqual([summary.fileStoreMs, summary.floorMs, summary.djangoMs], [
+      1200,
+      1000,
+      4000,
+    ]);
     // Rounds: 1.2, 1.5, 1.1 against the floor; 0.3, 0.6, 0.367 against Django.
     assert.equal(summary.vsFloor, 1.2);
     assert.equal(summary.vsDjango, 1100 / 3000);
@@ -34,9 +38,17 @@ describe("summarize()", () => {
 
   it("holds the sweep to 1.3x its floor and 0.5x Django's way, limits included", () => {
     assert.deepEqual([FLOOR_TARGET, DJANGO_TARGET], [1.3, 0.5]);
-    const at = summarize([{ fileStore: sweep(1300), floor: sweep(1000), django: sweep(2600) }]);
+    const at = summarize([{
+      fileStore: sweep(1300),
+      floor: sweep(1000),
+      django: sweep(2600),
+    }]);
     assert.deepEqual([at.meetsFloor, at.meetsDjango], [true, true]);
-    const over = summarize([{ fileStore: sweep(1400), floor: sweep(1000), django: sweep(2000) }]);
+    const over = summarize([{
+      fileStore: sweep(1400),
+      floor: sweep(1000),
+      django: sweep(2000),
+    }]);
     assert.deepEqual([over.meetsFloor, over.meetsDjango], [false, false]);
   });
 
@@ -57,7 +69,10 @@ describe("growthPer100k() and meetsGrowth()", () => {
 
   it("needs two numbers of files", () => {
     assert.equal(
-      growthPer100k([{ files: 100_000, peakMb: 60 }, { files: 100_000, peakMb: 70 }]),
+      growthPer100k([{ files: 100_000, peakMb: 60 }, {
+        files: 100_000,
+        peakMb: 70,
+      }]),
       null,
     );
     assert.equal(growthPer100k([]), null);

@@ -17,7 +17,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { get, Server, smoke } from "../../bench/_harness.ts";
-import { allServers, type Pair, pairLabel, planPairs, type ServerSpec } from "../../bench/_plan.ts";
+import {
+  allServers,
+  type Pair,
+  pairLabel,
+  planPairs,
+  type ServerSpec,
+} from "../../bench/_plan.ts";
 import { SECRET } from "../../bench/servers/_counter.mjs";
 import { CookieStore, FileStore, SqliteStore } from "../../mod.ts";
 import type { SessionStore } from "../../src/stores/store.ts";
@@ -27,9 +33,8 @@ const PLACES = [
   { name: "disk", dir: tmpdir() },
   ...(existsSync("/dev/shm") ? [{ name: "shm", dir: "/dev/shm" }] : []),
 ];
-const FLOORS = allServers(["memory", "file", "cookie", "sqlite"], PLACES).filter((server) =>
-  server.kind === "floor"
-);
+const FLOORS = allServers(["memory", "file", "cookie", "sqlite"], PLACES)
+  .filter((server) => server.kind === "floor");
 const SILENT = { warn() {}, error() {} };
 
 function floor(id: string): ServerSpec {
@@ -80,7 +85,11 @@ async function stop(run: { server: Server; root: string }): Promise<void> {
 
 /** A sealed engine reading what a floor stored, as withSessions({ secret }) would. */
 function sealed(store: SessionStore): SessionStore {
-  return sealStore(store, { secrets: [SECRET], logger: SILENT, acceptUnsigned: false });
+  return sealStore(store, {
+    secrets: [SECRET],
+    logger: SILENT,
+    acceptUnsigned: false,
+  });
 }
 
 describe("the floor servers", () => {
@@ -91,7 +100,9 @@ describe("the floor servers", () => {
       return failure === null ? null : `${pairLabel(pair)}: ${failure}`;
     });
     const failed = failures.filter((failure) => failure !== null);
-    console.log(`${pairs.length} floor servers checked, ${failed.length} failed`);
+    console.log(
+      `${pairs.length} floor servers checked, ${failed.length} failed`,
+    );
     assert.deepEqual(failed, []);
   });
 
@@ -122,7 +133,10 @@ describe("the floor servers", () => {
           `mtime ${stat.mtimeMs}, expiry ${expiresAt}`,
         );
         const store = sealed(new FileStore({ path: run.directory() }));
-        assert.deepEqual(await store.load(key), { data: '{"count":2}', expiresAt });
+        assert.deepEqual(await store.load(key), {
+          data: '{"count":2}',
+          expiresAt,
+        });
       });
 
       it("refuse a file Tessera's signature does not cover: an edited one, an unsigned one", async () => {
@@ -134,15 +148,23 @@ describe("the floor servers", () => {
         const text = readFileSync(file, "utf8");
         writeFileSync(file, text.replace('"count":1', '"count":7'));
         assert.equal((await get(run.server.url, first.cookie)).body, "new 1");
-        writeFileSync(file, `${text.slice(0, text.indexOf("\n"))}\n{"count":7}`);
+        writeFileSync(
+          file,
+          `${text.slice(0, text.indexOf("\n"))}\n{"count":7}`,
+        );
         assert.equal((await get(run.server.url, first.cookie)).body, "new 1");
         writeFileSync(file, text);
         assert.equal((await get(run.server.url, first.cookie)).body, "read 1");
-        console.log(`${runtime}: 2 planted records refused, the signed one read`);
+        console.log(
+          `${runtime}: 2 planted records refused, the signed one read`,
+        );
       });
 
       it("without a secret, store the data alone, as an unsealed FileStore reads it", async () => {
-        const run = await started(floor(`floor-file-disk-plain-${runtime}`), "read");
+        const run = await started(
+          floor(`floor-file-disk-plain-${runtime}`),
+          "read",
+        );
         runs.push(run);
         const first = await get(run.server.url, null);
         const key = first.cookie!.slice("sessionid=".length);
@@ -156,7 +178,9 @@ describe("the floor servers", () => {
         const first = await get(run.server.url, null);
         const key = first.cookie!.slice("sessionid=".length);
         assert.equal((await get(run.server.url, first.cookie)).body, "write 2");
-        const sqlite = new SqliteStore({ path: join(run.directory(), "sessions.sqlite3") });
+        const sqlite = new SqliteStore({
+          path: join(run.directory(), "sessions.sqlite3"),
+        });
         try {
           assert.equal((await sealed(sqlite).load(key))?.data, '{"count":2}');
         } finally {
@@ -185,7 +209,10 @@ describe("the floor servers", () => {
             omitPadding: true,
           }),
         );
-        assert.equal((await get(run.server.url, `sessionid=${edited}`)).body, "new 1");
+        assert.equal(
+          (await get(run.server.url, `sessionid=${edited}`)).body,
+          "new 1",
+        );
         assert.equal((await get(run.server.url, first.cookie)).body, "read 1");
       });
     });

@@ -5,7 +5,11 @@ import { BUSY_LOAD_PER_CORE, judgeLoad } from "../../bench/_load.ts";
 describe("judgeLoad()", () => {
   it("publishes a complete run that started on a quiet machine", () => {
     const verdict = judgeLoad(0.6, 2, true, false);
-    assert.deepEqual([verdict.perCore, verdict.busy, verdict.publish], [0.3, false, true]);
+    assert.deepEqual([verdict.perCore, verdict.busy, verdict.publish], [
+      0.3,
+      false,
+      true,
+    ]);
     assert.equal(
       verdict.text,
       "Quiet machine: load average 0.60 at the start on 2 cores (0.30 per core).",
@@ -39,7 +43,10 @@ describe("judgeLoad()", () => {
   it("never publishes a partial run, quiet or forced", () => {
     assert.equal(judgeLoad(0, 2, false, false).publish, false);
     assert.equal(judgeLoad(0, 2, false, true).publish, false);
-    assert.equal(judgeLoad(5, 2, false, true).text.endsWith("above 0.5 per core."), true);
+    assert.equal(
+      judgeLoad(5, 2, false, true).text.endsWith("above 0.5 per core."),
+      true,
+    );
   });
 
   it("treats a machine reporting no cores as one core", () => {

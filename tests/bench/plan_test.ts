@@ -40,7 +40,11 @@ describe("parseOptions()", () => {
       ]
     ) {
       const options = parseOptions(args);
-      assert.equal(options !== "help" && options.complete, false, args.join(" "));
+      assert.equal(
+        options !== "help" && options.complete,
+        false,
+        args.join(" "),
+      );
     }
   });
 
@@ -52,11 +56,17 @@ describe("parseOptions()", () => {
   });
 
   it("refuses an unknown option, a bad number and a bad pattern, with the usage", () => {
-    assert.throws(() => parseOptions(["--fast"]), { name: "TypeError", message: /Usage:/ });
-    assert.throws(() => parseOptions(["--runs", "0"]), {
-      message: /'--runs' must be a whole number of at least 1: current value is 0/,
+    assert.throws(() => parseOptions(["--fast"]), {
+      name: "TypeError",
+      message: /Usage:/,
     });
-    assert.throws(() => parseOptions(["--duration", "1.5"]), { message: /'--duration'/ });
+    assert.throws(() => parseOptions(["--runs", "0"]), {
+      message:
+        /'--runs' must be a whole number of at least 1: current value is 0/,
+    });
+    assert.throws(() => parseOptions(["--duration", "1.5"]), {
+      message: /'--duration'/,
+    });
     assert.throws(() => parseOptions(["--only", "("]), { message: /'--only'/ });
   });
 
@@ -67,17 +77,30 @@ describe("parseOptions()", () => {
     assert.equal(options.complete, true);
     const bunOnly = parseOptions(["--flood-on", "bun"]);
     assert.equal(bunOnly !== "help" && bunOnly.complete, false);
-    assert.throws(() => parseOptions(["--flood-on", "node"]), { message: /'--flood-on'/ });
+    assert.throws(() => parseOptions(["--flood-on", "node"]), {
+      message: /'--flood-on'/,
+    });
   });
 
   it("takes --root several times, and --force and --quick", () => {
-    const options = parseOptions(["--root", "/a", "--root", "/b", "--force", "--quick"]);
+    const options = parseOptions([
+      "--root",
+      "/a",
+      "--root",
+      "/b",
+      "--force",
+      "--quick",
+    ]);
     assert.ok(options !== "help");
     assert.deepEqual(options.roots, ["/a", "/b"]);
     assert.equal(options.force, true);
     assert.equal(options.quick, true);
     const forced = parseOptions(["--force"]);
-    assert.equal(forced !== "help" && forced.complete, true, "--force alone keeps a complete run");
+    assert.equal(
+      forced !== "help" && forced.complete,
+      true,
+      "--force alone keeps a complete run",
+    );
   });
 
   it("answers --help", () => {
@@ -87,7 +110,9 @@ describe("parseOptions()", () => {
 
 describe("allServers()", () => {
   it("runs every engine on Deno and on Bun, so that adding an engine adds its servers", () => {
-    const ids = allServers(["memory", "redis"]).filter((server) => server.kind === "tessera")
+    const ids = allServers(["memory", "redis"]).filter((server) =>
+      server.kind === "tessera"
+    )
       .map((server) => `${server.id} ${server.name} ${server.args.join(" ")}`);
     assert.deepEqual(ids, [
       "tessera-memory-deno Tessera MemoryStore memory",
@@ -101,9 +126,9 @@ describe("allServers()", () => {
 
   it("puts each engine's floor before it, signed as it is, and names the floor of each row", () => {
     const servers = allServers(["memory", "cookie", "redis"]);
-    const lines = servers.filter((server) => server.engine !== undefined).map((server) =>
-      `${server.id} ${server.workloads.join(",")} ${server.floor ?? "-"}`
-    );
+    const lines = servers.filter((server) => server.engine !== undefined).map((
+      server,
+    ) => `${server.id} ${server.workloads.join(",")} ${server.floor ?? "-"}`);
     assert.deepEqual(lines, [
       "floor-memory-deno read,write -",
       "floor-memory-bun read,write -",
@@ -121,7 +146,9 @@ describe("allServers()", () => {
       "tessera-redis-deno read,write,new -",
       "tessera-redis-bun read,write,new -",
     ]);
-    const plainFloor = servers.find((server) => server.id === "floor-memory-plain-deno")!;
+    const plainFloor = servers.find((server) =>
+      server.id === "floor-memory-plain-deno"
+    )!;
     assert.deepEqual([plainFloor.file, plainFloor.args, plainFloor.signed], [
       "floor.ts",
       ["memory", "--plain"],
@@ -130,7 +157,10 @@ describe("allServers()", () => {
   });
 
   it("runs the file rows in every place and the others in the first", () => {
-    const places = [{ name: "ext4", dir: "/var/tmp" }, { name: "tmpfs", dir: "/dev/shm" }];
+    const places = [{ name: "ext4", dir: "/var/tmp" }, {
+      name: "tmpfs",
+      dir: "/dev/shm",
+    }];
     const servers = allServers(["file", "sqlite"], places).filter((server) =>
       server.runtime === "deno"
     );
@@ -159,9 +189,16 @@ describe("allServers()", () => {
     const servers = allServers();
     const runtimes = new Set(servers.map((server) => server.runtime));
     for (const runtime of runtimes) {
-      assert.ok(servers.some((server) => server.kind === "bare" && server.runtime === runtime));
+      assert.ok(
+        servers.some((server) =>
+          server.kind === "bare" && server.runtime === runtime
+        ),
+      );
     }
-    assert.equal(new Set(servers.map((server) => server.id)).size, servers.length);
+    assert.equal(
+      new Set(servers.map((server) => server.id)).size,
+      servers.length,
+    );
   });
 
   it("names engines as Tessera's classes", () => {
@@ -175,34 +212,55 @@ describe("planPairs()", () => {
   it("runs each session server once per workload it has and the others once", () => {
     const labels = planPairs(servers, null).map(pairLabel);
     assert.ok(labels.includes("bare-deno -"));
-    assert.deepEqual(labels.filter((label) => label.startsWith("tessera-memory-deno")), [
-      "tessera-memory-deno read",
-      "tessera-memory-deno write",
-      "tessera-memory-deno new",
-    ]);
-    assert.deepEqual(labels.filter((label) => label.startsWith("floor-memory-deno")), [
+    assert.deepEqual(
+      labels.filter((label) => label.startsWith("tessera-memory-deno")),
+      [
+        "tessera-memory-deno read",
+        "tessera-memory-deno write",
+        "tessera-memory-deno new",
+      ],
+    );
+    assert.deepEqual(
+      labels.filter((label) => label.startsWith("floor-memory-deno")),
+      [
+        "floor-memory-deno read",
+        "floor-memory-deno write",
+      ],
+    );
+  });
+
+  it("keeps a floor whose Tessera server is not listed", () => {
+    const floors = servers.filter((server) => server.kind === "floor");
+    assert.deepEqual(planPairs(floors, null).map(pairLabel).slice(0, 2), [
       "floor-memory-deno read",
       "floor-memory-deno write",
     ]);
   });
 
   it("keeps what --only matches, the floors of its Tessera pairs and the bare servers", () => {
-    assert.deepEqual(planPairs(servers, /tessera-memory-bun (read|new)/).map(pairLabel), [
-      "bare-bun -",
-      "floor-memory-bun read",
-      "tessera-memory-bun read",
-      "tessera-memory-bun new",
-    ]);
+    assert.deepEqual(
+      planPairs(servers, /tessera-memory-bun (read|new)/).map(pairLabel),
+      [
+        "bare-bun -",
+        "floor-memory-bun read",
+        "tessera-memory-bun read",
+        "tessera-memory-bun new",
+      ],
+    );
   });
 });
 
 describe("schedule()", () => {
-  const pairs = planPairs(allServers(["memory"]), /^(bare-deno|bare-bun|tessera-memory-deno)/);
+  const pairs = planPairs(
+    allServers(["memory"]),
+    /^(bare-deno|bare-bun|tessera-memory-deno)/,
+  );
 
-  it("visits every pair once a round, the bare servers first", () => {
-    const visits = schedule(pairs.filter((pair) => pair.server.kind !== "floor"), 2).map((visit) =>
-      `${visit.round} ${pairLabel(visit.pair)}`
-    );
+  it("visits every pair once a round, the bare servers first, the others reversed in odd rounds", () => {
+    const visits = schedule(
+      pairs.filter((pair) => pair.server.kind !== "floor"),
+      2,
+    ).map((visit) => `${visit.round} ${pairLabel(visit.pair)}`);
     assert.deepEqual(visits, [
       "0 bare-deno -",
       "0 bare-bun -",
@@ -211,19 +269,27 @@ describe("schedule()", () => {
       "0 tessera-memory-deno new",
       "1 bare-deno -",
       "1 bare-bun -",
-      "1 tessera-memory-deno read",
-      "1 tessera-memory-deno write",
       "1 tessera-memory-deno new",
+      "1 tessera-memory-deno write",
+      "1 tessera-memory-deno read",
     ]);
   });
 
-  it("measures each floor just before the Tessera rows that divide by it", () => {
-    const labels = schedule(pairs, 1).map((visit) => pairLabel(visit.pair));
-    assert.deepEqual(labels.slice(2, 5), [
+  it("measures each floor next to the Tessera row that divides by it, first in turn", () => {
+    const visits = schedule(pairs, 2);
+    const round = (number: number) =>
+      visits.filter((visit) => visit.round === number).map((visit) =>
+        pairLabel(visit.pair)
+      )
+        .slice(2);
+    assert.deepEqual(round(0), [
       "floor-memory-deno read",
-      "floor-memory-deno write",
       "tessera-memory-deno read",
+      "floor-memory-deno write",
+      "tessera-memory-deno write",
+      "tessera-memory-deno new",
     ]);
+    assert.deepEqual(round(1), [...round(0)].reverse());
   });
 
   it("gives every pair one run a round", () => {
@@ -233,7 +299,11 @@ describe("schedule()", () => {
         const label = pairLabel(visit.pair);
         counts.set(label, (counts.get(label) ?? 0) + 1);
       }
-      assert.deepEqual([...counts.values()], pairs.map(() => rounds), `rounds ${rounds}`);
+      assert.deepEqual(
+        [...counts.values()],
+        pairs.map(() => rounds),
+        `rounds ${rounds}`,
+      );
     }
   });
 });

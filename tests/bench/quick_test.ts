@@ -14,7 +14,15 @@ const DENO = join(ROOT, "node_modules", ".bin", "deno");
 function quick(only: string): { status: number | null; output: string } {
   const result = spawnSync(
     DENO,
-    ["run", "--allow-all", "bench/run.ts", "--quick", "--no-install", "--only", only],
+    [
+      "run",
+      "--allow-all",
+      "bench/run.ts",
+      "--quick",
+      "--no-install",
+      "--only",
+      only,
+    ],
     { cwd: ROOT, encoding: "utf8", timeout: 60_000 },
   );
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
@@ -58,6 +66,9 @@ describe("npm run bench -- --quick", () => {
   it("fails, saying why, when the run cannot start", () => {
     const { status, output } = quick("(");
     assert.equal(status, 2);
-    assert.match(output, /Cannot run the benchmark as '--only' must be a regular expression/);
+    assert.match(
+      output,
+      /Cannot run the benchmark as '--only' must be a regular expression/,
+    );
   });
 });
