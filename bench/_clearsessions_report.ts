@@ -62,8 +62,7 @@ export function summarize(rounds: readonly SweepRound[]): SweepSummary {
     djangoMs: median(rounds.map((round) => round.django.ms)),
     vsFloor,
     vsDjango,
-    fileStorePeakMb:
-      Math.max(...rounds.map((round) => round.fileStore.peakRss)) / 1e6,
+    fileStorePeakMb: Math.max(...rounds.map((round) => round.fileStore.peakRss)) / 1e6,
     meetsFloor: vsFloor <= FLOOR_TARGET,
     meetsDjango: vsDjango <= DJANGO_TARGET,
   };

@@ -105,9 +105,7 @@ async function floor(): Promise<{ removed: number; kept: number }> {
   const mtimeOf = deno !== undefined
     ? (file: string) => deno.lstatSync(file).mtime?.getTime() ?? NaN
     : (file: string) => lstatSync(file).mtimeMs;
-  const remove = deno !== undefined
-    ? (file: string) => deno.remove(file)
-    : unlink;
+  const remove = deno !== undefined ? (file: string) => deno.remove(file) : unlink;
   const removals = new Set<Promise<void>>();
   let removed = 0;
   let kept = 0;

@@ -42,9 +42,7 @@ export class Server {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });
-    this.#exited = new Promise((resolve) =>
-      this.#child.once("exit", () => resolve())
-    );
+    this.#exited = new Promise((resolve) => this.#child.once("exit", () => resolve()));
     // Keep reading, or a server that logs would block on a full pipe.
     for (const stream of [this.#child.stdout!, this.#child.stderr!]) {
       stream.setEncoding("utf8");
@@ -155,9 +153,7 @@ export async function seed(url: string, count: number): Promise<string[]> {
         answer.cookie === null
       ) {
         throw new Error(
-          `seeding a session got ${answer.status} "${
-            answer.body.slice(0, 80)
-          }" ${
+          `seeding a session got ${answer.status} "${answer.body.slice(0, 80)}" ${
             answer.cookie === null ? "without" : "with"
           } a cookie, not 200 "new 1" with a cookie`,
         );
@@ -184,9 +180,7 @@ export async function check(
   const expect = (answer: Answer, body: string, what: string) => {
     if (answer.status !== 200 || answer.body !== body) {
       throw new Error(
-        `${what}: expected 200 "${body}", got ${answer.status} "${
-          answer.body.slice(0, 80)
-        }"`,
+        `${what}: expected 200 "${body}", got ${answer.status} "${answer.body.slice(0, 80)}"`,
       );
     }
   };
@@ -236,16 +230,12 @@ export async function smoke(pair: Pair, sessions = 3): Promise<string | null> {
   const server = new Server(pair.server, serverArgs(pair), false);
   try {
     await server.ready();
-    const cookies = pair.workload === null
-      ? []
-      : await seed(server.url, sessions);
+    const cookies = pair.workload === null ? [] : await seed(server.url, sessions);
     await check(server.url, pair.workload, cookies);
     return null;
   } catch (error) {
     const log = server.log;
-    return `${(error as Error).message}${
-      log === "" ? "" : `\n  server said:\n${log}`
-    }`;
+    return `${(error as Error).message}${log === "" ? "" : `\n  server said:\n${log}`}`;
   } finally {
     await server.stop();
   }

@@ -41,14 +41,11 @@ export function judgeLoad(
   let text: string;
   if (!busy) text = `Quiet machine: ${measured}.`;
   else if (publish) {
-    text =
-      `Forced run on a busy machine: ${measured}, above ${BUSY_LOAD_PER_CORE} per core; ` +
+    text = `Forced run on a busy machine: ${measured}, above ${BUSY_LOAD_PER_CORE} per core; ` +
       "other work took part of the cores, so these figures understate the servers.";
   } else {
     text = `Busy machine: ${measured}, above ${BUSY_LOAD_PER_CORE} per core${
-      complete
-        ? "; results not published (pass --force to publish them anyway)"
-        : ""
+      complete ? "; results not published (pass --force to publish them anyway)" : ""
     }.`;
   }
   return { perCore, busy, publish, text };

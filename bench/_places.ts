@@ -6,9 +6,7 @@ import type { Place } from "./_plan.ts";
 
 /** The type of the file system `dir` is on (`ext4`, `tmpfs`), from /proc/mounts. */
 export function fileSystemOf(dir: string): string {
-  const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((line) =>
-    line.split(" ")
-  )
+  const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((line) => line.split(" "))
     .filter((fields) => fields.length >= 3).map(([, point, type]) => ({
       point: point!.replace(/\\040/g, " "),
       type: type!,
@@ -34,9 +32,7 @@ export function findPlaces(roots: readonly string[] | null): Place[] {
   const dirs = roots ??
     [
       tmpdir(),
-      ...(existsSync("/dev/shm") && fileSystemOf("/dev/shm") === "tmpfs"
-        ? ["/dev/shm"]
-        : []),
+      ...(existsSync("/dev/shm") && fileSystemOf("/dev/shm") === "tmpfs" ? ["/dev/shm"] : []),
     ];
   const seen = new Map<string, number>();
   return dirs.map((dir) => {

@@ -101,20 +101,17 @@ export function engineClass(engine: string): string {
  */
 function engineServers(engine: string, places: readonly Place[]): ServerSpec[] {
   const floorWorkloads = FLOORS[engine];
-  const where: readonly (Place | undefined)[] =
-    PER_PLACE.includes(engine) && places.length > 0 ? places : [places[0]];
+  const where: readonly (Place | undefined)[] = PER_PLACE.includes(engine) && places.length > 0
+    ? places
+    : [places[0]];
   const servers: ServerSpec[] = [];
   for (const place of where) {
-    const placeName = where.length > 1 || PER_PLACE.includes(engine)
-      ? place?.name
-      : undefined;
+    const placeName = where.length > 1 || PER_PLACE.includes(engine) ? place?.name : undefined;
     for (
       const signed of SIGNED_ONLY.includes(engine) ? [true] : [true, false]
     ) {
       if (!signed && floorWorkloads === undefined) continue;
-      const suffix = `${placeName === undefined ? "" : `-${placeName}`}${
-        signed ? "" : "-plain"
-      }`;
+      const suffix = `${placeName === undefined ? "" : `-${placeName}`}${signed ? "" : "-plain"}`;
       const label = [
         ...(placeName === undefined ? [] : [placeName]),
         ...(signed ? [] : ["no secret"]),
@@ -147,9 +144,7 @@ function engineServers(engine: string, places: readonly Place[]): ServerSpec[] {
         kind: "tessera",
         file: "tessera.ts",
         workloads: signed ? WORKLOADS : floorWorkloads!,
-        ...(floorWorkloads === undefined
-          ? {}
-          : { floor: `floor-${engine}${suffix}` }),
+        ...(floorWorkloads === undefined ? {} : { floor: `floor-${engine}${suffix}` }),
       }, `tessera-${engine}${suffix}`));
     }
   }
@@ -276,12 +271,11 @@ export const PEER_TARGET = 10;
  * The least share of its floor each engine should keep, by workload (issue
  * 14): Tessera's req/s over its floor's, the median of the rounds' ratios.
  */
-export const FLOOR_TARGETS: Record<string, Partial<Record<Workload, number>>> =
-  {
-    memory: { read: 0.9, write: 0.9 },
-    file: { read: 0.9, write: 0.85 },
-    cookie: { read: 0.85 },
-  };
+export const FLOOR_TARGETS: Record<string, Partial<Record<Workload, number>>> = {
+  memory: { read: 0.9, write: 0.9 },
+  file: { read: 0.9, write: 0.85 },
+  cookie: { read: 0.85 },
+};
 
 /** The suite's options. */
 export interface Options {
@@ -396,9 +390,7 @@ export function parseOptions(args: string[]): Options | "help" {
       );
     }
   }
-  const floodOn = (parsed["flood-on"] ?? "deno").split(",").map((name) =>
-    name.trim()
-  );
+  const floodOn = (parsed["flood-on"] ?? "deno").split(",").map((name) => name.trim());
   if (
     floodOn.length === 0 ||
     floodOn.some((name) => name !== "deno" && name !== "bun")
@@ -454,13 +446,9 @@ export function planPairs(
   const pairs = servers.flatMap((server): Pair[] => {
     if (!server.sessions) return [{ server, workload: null }];
     if (server.kind === "floor" && used.has(server.id)) return [];
-    const floor = server.floor === undefined
-      ? undefined
-      : byId.get(server.floor);
+    const floor = server.floor === undefined ? undefined : byId.get(server.floor);
     return server.workloads.flatMap((workload) => [
-      ...(floor?.workloads.includes(workload)
-        ? [{ server: floor, workload }]
-        : []),
+      ...(floor?.workloads.includes(workload) ? [{ server: floor, workload }] : []),
       { server, workload },
     ]);
   });
@@ -469,9 +457,7 @@ export function planPairs(
   const runtimes = new Set(chosen.map((pair) => pair.server.runtime));
   const floors = new Set(
     chosen.flatMap((pair) =>
-      pair.server.floor === undefined
-        ? []
-        : [`${pair.server.floor} ${pair.workload}`]
+      pair.server.floor === undefined ? [] : [`${pair.server.floor} ${pair.workload}`]
     ),
   );
   return pairs.filter((pair) =>

@@ -80,9 +80,7 @@ export function buildRows(results: readonly PairResult[]): Row[] {
       maxRps: ok ? Math.max(...rpss) : 0,
       p99Ms: ok ? median(result.runs.map((run) => run.p99Ms)) : 0,
       cpuPercent: ok ? median(result.runs.map((run) => run.cpuPercent)) : 0,
-      cpuUsPerRequest: ok
-        ? median(result.runs.map((run) => run.cpuUsPerRequest))
-        : 0,
+      cpuUsPerRequest: ok ? median(result.runs.map((run) => run.cpuUsPerRequest)) : 0,
       vsBare: null,
       cpuVsBare: null,
       floor: null,
@@ -91,14 +89,10 @@ export function buildRows(results: readonly PairResult[]): Row[] {
       vsPeer: null,
     };
   });
-  const measured = (row: Row | undefined): row is Row =>
-    row !== undefined && row.rps > 0;
+  const measured = (row: Row | undefined): row is Row => row !== undefined && row.rps > 0;
   const bareOf = (runtime: Runtime) =>
-    rows.find((row) =>
-      row.result.server.kind === "bare" && row.result.server.runtime === runtime
-    );
-  const rpsOf = (row: Row) =>
-    row.result.runs.map((run) => ({ round: run.round, value: run.rps }));
+    rows.find((row) => row.result.server.kind === "bare" && row.result.server.runtime === runtime);
+  const rpsOf = (row: Row) => row.result.runs.map((run) => ({ round: run.round, value: run.rps }));
   // CPU time per request inverted, so that a ratio of these is base / row.
   const speedOf = (row: Row) =>
     row.result.runs.filter((run) => run.cpuUsPerRequest > 0).map((run) => ({
@@ -126,9 +120,7 @@ export function buildRows(results: readonly PairResult[]): Row[] {
   }
   for (const row of rows) {
     const { server, workload } = row.result;
-    const peerName = server.engine === undefined
-      ? undefined
-      : PEERS[server.engine];
+    const peerName = server.engine === undefined ? undefined : PEERS[server.engine];
     if (server.kind !== "tessera" || peerName === undefined || !measured(row)) {
       continue;
     }
@@ -136,14 +128,10 @@ export function buildRows(results: readonly PairResult[]): Row[] {
       other.result.server.name === peerName &&
       other.result.workload === workload
     );
-    const peer = candidates.find((other) =>
-      other.result.server.runtime === server.runtime
-    ) ??
+    const peer = candidates.find((other) => other.result.server.runtime === server.runtime) ??
       candidates[0];
     const rowBare = bareOf(server.runtime);
-    const peerBare = peer === undefined
-      ? undefined
-      : bareOf(peer.result.server.runtime);
+    const peerBare = peer === undefined ? undefined : bareOf(peer.result.server.runtime);
     if (measured(peer) && measured(rowBare) && measured(peerBare)) {
       row.vsPeer = {
         ratio: normalizedRatio(row.rps, rowBare.rps, peer.rps, peerBare.rps),
@@ -189,9 +177,7 @@ export function markdownTable(
     Math.max(3, cell.length, ...body.map((line) => (line[column] ?? "").length))
   );
   const pad = (cell: string, column: number) =>
-    right[column]
-      ? cell.padStart(widths[column]!)
-      : cell.padEnd(widths[column]!);
+    right[column] ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!);
   const line = (cells: string[]) => `| ${cells.map(pad).join(" | ")} |`;
   const rule = widths.map((width, column) =>
     right[column] ? `${"-".repeat(width - 1)}:` : "-".repeat(width)
@@ -224,8 +210,7 @@ export function resultsTable(rows: readonly Row[]): string {
     if (row.result.failure !== null || row.rps === 0) {
       return [...start, "failed", "", "", "", "", "", "", "", "", ""];
     }
-    const ratio = (value: number | null) =>
-      value === null ? "" : formatRatio(value);
+    const ratio = (value: number | null) => value === null ? "" : formatRatio(value);
     return [
       ...start,
       formatCount(row.rps),
@@ -309,12 +294,8 @@ export function checkTargets(rows: readonly Row[]): TargetCheck[] {
 export function targetsText(checks: readonly TargetCheck[]): string {
   const describe = (check: TargetCheck) => {
     const { server, workload } = check.row.result;
-    const goal = check.what === "vs peer"
-      ? `>= ${check.goal}x`
-      : `>= ${check.goal}`;
-    const actual = check.actual === null
-      ? "not measured"
-      : formatRatio(check.actual);
+    const goal = check.what === "vs peer" ? `>= ${check.goal}x` : `>= ${check.goal}`;
+    const actual = check.actual === null ? "not measured" : formatRatio(check.actual);
     return `${server.name} (${
       runtimeName(server.runtime)
     }) ${workload} ${check.what} ${goal}: ${actual}`;
@@ -353,9 +334,7 @@ export function peersText(engines: readonly string[]): string {
   const pairs = engines
     .filter((engine) => PEERS[engine] !== undefined)
     .map((engine) => `${engineClass(engine)} with ${PEERS[engine]}`);
-  return `"vs peer" compares ${
-    pairs.join(", ")
-  }; each figure is first divided by the bare ` +
+  return `"vs peer" compares ${pairs.join(", ")}; each figure is first divided by the bare ` +
     `server of its own runtime, so a peer on another runtime (session-file-store runs on ` +
     `Node) is compared without the difference between the runtimes.`;
 }
@@ -436,7 +415,5 @@ export function replaceBlock(text: string, block: string): string {
       `Cannot update the README as it lacks the ${start} and ${end} markers`,
     );
   }
-  return `${text.slice(0, from + start.length)}\n${block.trim()}\n${
-    text.slice(to)
-  }`;
+  return `${text.slice(0, from + start.length)}\n${block.trim()}\n${text.slice(to)}`;
 }

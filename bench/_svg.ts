@@ -39,14 +39,11 @@ export function barChart(title: string, groups: readonly BarGroup[]): string {
   const scale = Math.max(1, ...values.filter(Number.isFinite));
   const rows = groups.reduce((sum, group) => sum + group.bars.length, 0);
   const height = TOP + rows * ROW_HEIGHT + groups.length * GROUP_GAP + 24;
-  const x = (value: number) =>
-    LABEL_WIDTH + (Math.max(0, value) / scale) * CHART_WIDTH;
+  const x = (value: number) => LABEL_WIDTH + (Math.max(0, value) / scale) * CHART_WIDTH;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`,
-    `<text x="${
-      WIDTH / 2
-    }" y="20" text-anchor="middle" font-size="14" font-weight="bold">${
+    `<text x="${WIDTH / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${
       escapeXml(title)
     }</text>`,
   ];
@@ -57,17 +54,15 @@ export function barChart(title: string, groups: readonly BarGroup[]): string {
       `<line x1="${at}" y1="${TOP - 8}" x2="${at}" y2="${gridBottom}" stroke="${
         tick === 1 ? "#888888" : "#e2e2e2"
       }"/>`,
-      `<text x="${at}" y="${
-        gridBottom + 14
-      }" text-anchor="middle" fill="#555555">${Number(tick.toFixed(2))}</text>`,
+      `<text x="${at}" y="${gridBottom + 14}" text-anchor="middle" fill="#555555">${
+        Number(tick.toFixed(2))
+      }</text>`,
     );
   }
   let y = TOP;
   for (const group of groups) {
     parts.push(
-      `<text x="8" y="${y + 10}" font-weight="bold">${
-        escapeXml(group.title)
-      }</text>`,
+      `<text x="8" y="${y + 10}" font-weight="bold">${escapeXml(group.title)}</text>`,
     );
     y += GROUP_GAP - 8;
     for (const bar of group.bars) {
@@ -78,12 +73,8 @@ export function barChart(title: string, groups: readonly BarGroup[]): string {
         }</text>`,
         `<rect x="${LABEL_WIDTH}" y="${y}" width="${
           (end - LABEL_WIDTH).toFixed(1)
-        }" height="${BAR_HEIGHT}" fill="${
-          bar.highlight ? "#2b6cb0" : "#a0aec0"
-        }"/>`,
-        `<text x="${(end + 4).toFixed(1)}" y="${y + 11}">${
-          bar.value.toFixed(2)
-        }</text>`,
+        }" height="${BAR_HEIGHT}" fill="${bar.highlight ? "#2b6cb0" : "#a0aec0"}"/>`,
+        `<text x="${(end + 4).toFixed(1)}" y="${y + 11}">${bar.value.toFixed(2)}</text>`,
       );
       y += ROW_HEIGHT;
     }

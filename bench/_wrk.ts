@@ -36,9 +36,7 @@ const FIELDS = [
  * output in the message (it says why: a refused connection, a Lua error).
  */
 export function parseWrk(output: string): WrkResult {
-  const line = output.split("\n").find((text) =>
-    text.startsWith("WRK_RESULT ")
-  );
+  const line = output.split("\n").find((text) => text.startsWith("WRK_RESULT "));
   if (line === undefined) {
     throw new Error(
       `Cannot read wrk's result as its output has no WRK_RESULT line:\n${output}`,
@@ -78,9 +76,7 @@ export function parseWrk(output: string): WrkResult {
 
 /** Requests per second of one run. */
 export function requestsPerSecond(result: WrkResult): number {
-  return result.durationUs > 0
-    ? result.requests / (result.durationUs / 1e6)
-    : 0;
+  return result.durationUs > 0 ? result.requests / (result.durationUs / 1e6) : 0;
 }
 
 /**

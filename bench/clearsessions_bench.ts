@@ -67,9 +67,7 @@ import {
 import { findPlaces } from "./_places.ts";
 
 const DAY = 86_400_000;
-const RUNTIME = "Bun" in globalThis
-  ? `bun ${process.versions.bun}`
-  : `deno ${Deno.version.deno}`;
+const RUNTIME = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
 
 type Result = SweepResult;
 type Sweeper = (dir: string, now: number) => Result;
@@ -179,11 +177,11 @@ function line(
   ratio: string,
 ) {
   console.log(
-    `${place.padEnd(6)} ${String(files).padEnd(7)} ${scenario.padEnd(19)} ${
-      label.padEnd(13)
-    } ${result.ms.toFixed(0).padStart(6)} ms ${
-      Math.round(files / (result.ms / 1000)).toString().padStart(8)
-    } ${mb(result.peakRss).padStart(6)} MB  ${ratio}`,
+    `${place.padEnd(6)} ${String(files).padEnd(7)} ${scenario.padEnd(19)} ${label.padEnd(13)} ${
+      result.ms.toFixed(0).padStart(6)
+    } ms ${Math.round(files / (result.ms / 1000)).toString().padStart(8)} ${
+      mb(result.peakRss).padStart(6)
+    } MB  ${ratio}`,
   );
 }
 
@@ -364,17 +362,13 @@ function report(): void {
     const verdict = (met: boolean) =>
       r.scenario.startsWith("half") ? (met ? " (met)" : " (MISSED)") : "";
     console.log(
-      `${r.place.padEnd(6)} ${String(r.files).padEnd(7)} ${
-        r.scenario.padEnd(19)
-      } FileStore ${r.fileStoreMs.toFixed(0).padStart(6)} ms, floor ${
-        r.floorMs.toFixed(0).padStart(6)
-      } ms, Django's way ${r.djangoMs.toFixed(0).padStart(6)} ms: ${
-        r.vsFloor.toFixed(2)
-      }x the floor${verdict(r.meetsFloor)}, ${
+      `${r.place.padEnd(6)} ${String(r.files).padEnd(7)} ${r.scenario.padEnd(19)} FileStore ${
+        r.fileStoreMs.toFixed(0).padStart(6)
+      } ms, floor ${r.floorMs.toFixed(0).padStart(6)} ms, Django's way ${
+        r.djangoMs.toFixed(0).padStart(6)
+      } ms: ${r.vsFloor.toFixed(2)}x the floor${verdict(r.meetsFloor)}, ${
         r.vsDjango.toFixed(2)
-      }x Django's way${verdict(r.meetsDjango)}, peak RSS ${
-        r.fileStorePeakMb.toFixed(1)
-      } MB`,
+      }x Django's way${verdict(r.meetsDjango)}, peak RSS ${r.fileStorePeakMb.toFixed(1)} MB`,
     );
   }
   for (const [key, points] of peaks) {
@@ -390,9 +384,7 @@ function report(): void {
         RUNTIME.startsWith("bun")
           ? `the list of names; target <= ${GROWTH_TARGET_MB} MB`
           : "target: flat"
-      }${
-        meetsGrowth(growth, RUNTIME.startsWith("bun")) ? ", met" : ", MISSED"
-      })`,
+      }${meetsGrowth(growth, RUNTIME.startsWith("bun")) ? ", met" : ", MISSED"})`,
     );
   }
   console.log(`\n${JSON.stringify(summary)}`);

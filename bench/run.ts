@@ -1,14 +1,7 @@
 // The benchmark suite: `npm run bench` (see USAGE in _plan.ts and the
 // README's "Benchmarks" section). Runs on Deno.
 import { spawn, spawnSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import process from "node:process";
@@ -26,14 +19,7 @@ import {
   USAGE,
   WORKLOADS,
 } from "./_plan.ts";
-import {
-  BINARIES,
-  check,
-  seed,
-  Server,
-  serverArgs,
-  smoke,
-} from "./_harness.ts";
+import { BINARIES, check, seed, Server, serverArgs, smoke } from "./_harness.ts";
 import { judgeLoad, type LoadVerdict } from "./_load.ts";
 import { findPlaces } from "./_places.ts";
 import {
@@ -146,9 +132,7 @@ async function measure(
   const scratch = mkdtempSync(join(tmpdir(), "tessera-bench-cookies-"));
   try {
     await server.ready();
-    const cookies = pair.workload === null
-      ? []
-      : await seed(server.url, options.sessions);
+    const cookies = pair.workload === null ? [] : await seed(server.url, options.sessions);
     await check(server.url, pair.workload, cookies);
     const cookieFile = join(scratch, "cookies.txt");
     writeFileSync(cookieFile, `${cookies.join("\n")}\n`);
@@ -183,9 +167,7 @@ async function measure(
     result.failure = (error as Error).message.split("\n")[0]!;
     const log = server.log;
     console.log(
-      `  FAILED: ${(error as Error).message}${
-        log === "" ? "" : `\n  server said:\n${log}`
-      }`,
+      `  FAILED: ${(error as Error).message}${log === "" ? "" : `\n  server said:\n${log}`}`,
     );
   } finally {
     await server.stop();
@@ -195,9 +177,7 @@ async function measure(
 }
 
 async function flood(runtime: Runtime, options: Options): Promise<FloodResult> {
-  const spec = allServers().find((server) =>
-    server.id === `tessera-memory-${runtime}`
-  )!;
+  const spec = allServers().find((server) => server.id === `tessera-memory-${runtime}`)!;
   const result: FloodResult = {
     runtime,
     steps: [],
@@ -275,9 +255,7 @@ function versions(): string {
   ]) !==
     "";
   const lines = [
-    `tessera\t${own.version} (${commit}${
-      dirty ? " with uncommitted changes" : ""
-    })`,
+    `tessera\t${own.version} (${commit}${dirty ? " with uncommitted changes" : ""})`,
     `deno\t${output(BINARIES.deno, ["--version"]).split("\n")[0]}`,
     `bun\t${output(BINARIES.bun, ["--version"])}`,
     `node\t${output("node", ["--version"])}`,
@@ -323,16 +301,10 @@ function machine(
     `memory\t${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
     `runtimes\t${runtimeVersions()}`,
     ...places.map((place) => `place ${place.name}\t${place.dir}`),
-    `load average at start\t${
-      loadAtStart.map((load) => load.toFixed(2)).join(" ")
-    }`,
+    `load average at start\t${loadAtStart.map((load) => load.toFixed(2)).join(" ")}`,
     `load per core at start\t${verdict.perCore.toFixed(2)}`,
-    `load average at end\t${
-      loadavg().map((load) => load.toFixed(2)).join(" ")
-    }`,
-    `published\t${
-      verdict.publish ? (verdict.busy ? "yes, forced" : "yes") : "no"
-    }`,
+    `load average at end\t${loadavg().map((load) => load.toFixed(2)).join(" ")}`,
+    `published\t${verdict.publish ? (verdict.busy ? "yes, forced" : "yes") : "no"}`,
   ].join("\n") + "\n";
 }
 
@@ -459,9 +431,7 @@ async function quick(
     );
   }
   console.log(
-    `${
-      pairs.length - failed
-    } of ${pairs.length} servers answered as their workload says`,
+    `${pairs.length - failed} of ${pairs.length} servers answered as their workload says`,
   );
   return failed === 0 ? 0 : 1;
 }
@@ -516,9 +486,9 @@ async function main(args: string[]): Promise<number> {
   for (const [index, visit] of visits.entries()) {
     const elapsed = (performance.now() - started) / 1000;
     console.log(
-      `[${index + 1}/${visits.length}, round ${visit.round + 1}, ${
-        elapsed.toFixed(0)
-      } s] ${pairLabel(visit.pair)}`,
+      `[${index + 1}/${visits.length}, round ${visit.round + 1}, ${elapsed.toFixed(0)} s] ${
+        pairLabel(visit.pair)
+      }`,
     );
     const result = await measure(
       visit.pair,
@@ -541,9 +511,7 @@ async function main(args: string[]): Promise<number> {
   const floods: FloodResult[] = [];
   for (const runtime of floodRuntimes) {
     console.log(
-      `[memory flood ${runtime}, ${
-        ((performance.now() - started) / 1000).toFixed(0)
-      } s]`,
+      `[memory flood ${runtime}, ${((performance.now() - started) / 1000).toFixed(0)} s]`,
     );
     floods.push(await flood(runtime, options));
   }
@@ -553,9 +521,7 @@ async function main(args: string[]): Promise<number> {
     ? join(BENCH, "results", date)
     : mkdtempSync(join(tmpdir(), `tessera-bench-${date}-`));
   mkdirSync(directory, { recursive: true });
-  const shown = relative(ROOT, directory).startsWith("..")
-    ? directory
-    : relative(ROOT, directory);
+  const shown = relative(ROOT, directory).startsWith("..") ? directory : relative(ROOT, directory);
   const measured = pairs.flatMap((pair) => results.get(pair) ?? []);
   const rows = buildRows(measured);
   const text = summary(rows, floods, options, date, shown, verdict, places);
@@ -580,9 +546,7 @@ async function main(args: string[]): Promise<number> {
   }
   console.log(`\n${text}`);
   console.log(
-    `Done in ${
-      ((performance.now() - started) / 1000).toFixed(0)
-    } s; results in ${shown}${
+    `Done in ${((performance.now() - started) / 1000).toFixed(0)} s; results in ${shown}${
       verdict.publish
         ? " and README.md"
         : options.complete

@@ -18,8 +18,7 @@ const SALT = "django.contrib.sessions.backends.signed_cookies";
 
 function option(name: string, fallback: number): number {
   const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
-    (globalThis as unknown as { process: { argv: string[] } }).process.argv
-      .slice(2);
+    (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
   const found = args.find((arg) => arg.startsWith(`--${name}=`));
   return found === undefined ? fallback : Number(found.slice(name.length + 3));
 }
@@ -30,17 +29,13 @@ const ROUNDS = option("rounds", 9);
 const SESSION = {
   _auth_user_id: "42",
   _auth_user_backend: "django.contrib.auth.backends.ModelBackend",
-  _auth_user_hash:
-    "3f1c0c6a9e6f4b2d8a7e5c4b3a2918171615141312111009080706050403020100",
+  _auth_user_hash: "3f1c0c6a9e6f4b2d8a7e5c4b3a2918171615141312111009080706050403020100",
   cart: Array.from({ length: 6 }, (_, i) => ({ sku: `item-${i}`, qty: i + 1 })),
   _session_expiry: 3600,
 };
 const JSON_TEXT = JSON.stringify(SESSION);
 const JSON_BYTES = new TextEncoder().encode(JSON_TEXT);
-const PAYLOAD = JSON_BYTES.toBase64({
-  alphabet: "base64url",
-  omitPadding: true,
-});
+const PAYLOAD = JSON_BYTES.toBase64({ alphabet: "base64url", omitPadding: true });
 
 type Case = { name: string; run: () => unknown };
 
@@ -76,9 +71,7 @@ async function compare(
   const all = [baseline, ...cases];
   const times = all.map(() => [] as number[]);
   for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < all.length; i++) {
-      times[i]!.push(await measure(all[i]!.run));
-    }
+    for (let i = 0; i < all.length; i++) times[i]!.push(await measure(all[i]!.run));
   }
   return all.map((entry, i) => ({
     name: entry.name,
@@ -91,32 +84,21 @@ function check(condition: boolean, what: string): void {
   if (!condition) throw new Error(`Invalid output: ${what}`);
 }
 
-async function deflateStream(
-  bytes: Uint8Array<ArrayBuffer>,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const stream = new Blob([bytes]).stream().pipeThrough(
-    new CompressionStream("deflate"),
-  );
+async function deflateStream(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("deflate"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-async function inflateStream(
-  bytes: Uint8Array<ArrayBuffer>,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const stream = new Blob([bytes]).stream().pipeThrough(
-    new DecompressionStream("deflate"),
-  );
+async function inflateStream(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 async function main(): Promise<void> {
   const runtime = "Bun" in globalThis
-    ? `bun ${
-      (globalThis as unknown as { Bun: { version: string } }).Bun.version
-    }`
+    ? `bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
     : `deno ${
-      (globalThis as unknown as { Deno: { version: { deno: string } } }).Deno
-        .version.deno
+      (globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno
     }`;
 
   // The baseline: the one HMAC that sign() cannot avoid, on the same bytes,
@@ -140,65 +122,43 @@ async function main(): Promise<void> {
     secrets: [SECRET, OLD_SECRET],
     logger: console,
   });
-  const cookie = await store.create({
-    data: JSON_TEXT,
-    expiresAt: Date.now() + 60_000,
-  });
+  const cookie = await store.create({ data: JSON_TEXT, expiresAt: Date.now() + 60_000 });
   const deflated = new Uint8Array(deflateSync(JSON_BYTES));
 
   // Every contender is checked before it is timed.
+  check(await unsign(signed, { secret: SECRET, salt: SALT }) === PAYLOAD, "unsign");
   check(
-    await unsign(signed, { secret: SECRET, salt: SALT }) === PAYLOAD,
-    "unsign",
-  );
-  check(
-    await unsign(signedOld, { secret: [SECRET, OLD_SECRET], salt: SALT }) ===
-      PAYLOAD,
+    await unsign(signedOld, { secret: [SECRET, OLD_SECRET], salt: SALT }) === PAYLOAD,
     "unsign with the old secret",
   );
-  check(
-    JSON.stringify(await loads(dumped, { secret: SECRET })) === JSON_TEXT,
-    "loads",
-  );
+  check(JSON.stringify(await loads(dumped, { secret: SECRET })) === JSON_TEXT, "loads");
   check((await store.load(cookie))?.data === JSON_TEXT, "CookieStore.load");
   check(dumped.startsWith("."), "dumps compresses");
   check(inflateSync(deflated).length === JSON_BYTES.length, "inflateSync");
   check(
-    (await inflateStream(await deflateStream(JSON_BYTES))).length ===
-      JSON_BYTES.length,
+    (await inflateStream(await deflateStream(JSON_BYTES))).length === JSON_BYTES.length,
     "streams",
   );
 
   const groups: { title: string; baseline: Case; cases: Case[] }[] = [
     {
-      title:
-        `signing a ${JSON_BYTES.length}-byte session (${PAYLOAD.length} chars of base64url)`,
+      title: `signing a ${JSON_BYTES.length}-byte session (${PAYLOAD.length} chars of base64url)`,
       baseline: {
         name: "baseline: crypto.subtle.sign HMAC-SHA256",
         run: () => crypto.subtle.sign("HMAC", rawKey, message),
       },
       cases: [
-        {
-          name: "sign()",
-          run: () => sign(PAYLOAD, { secret: SECRET, salt: SALT }),
-        },
-        {
-          name: "unsign()",
-          run: () => unsign(signed, { secret: SECRET, salt: SALT }),
-        },
+        { name: "sign()", run: () => sign(PAYLOAD, { secret: SECRET, salt: SALT }) },
+        { name: "unsign()", run: () => unsign(signed, { secret: SECRET, salt: SALT }) },
         {
           name: "unsign(), old secret (2 verifies)",
-          run: () =>
-            unsign(signedOld, { secret: [SECRET, OLD_SECRET], salt: SALT }),
+          run: () => unsign(signedOld, { secret: [SECRET, OLD_SECRET], salt: SALT }),
         },
         {
           name: "dumps(), compress: true",
           run: () => dumps(SESSION, { secret: SECRET, compress: true }),
         },
-        {
-          name: "loads(), compressed",
-          run: () => loads(dumped, { secret: SECRET }),
-        },
+        { name: "loads(), compressed", run: () => loads(dumped, { secret: SECRET }) },
         {
           name: "CookieStore.create()",
           run: () => store.create({ data: JSON_TEXT, expiresAt: 0 }),
@@ -208,35 +168,20 @@ async function main(): Promise<void> {
     },
     {
       title: `deflate of the same ${JSON_BYTES.length}-byte JSON`,
-      baseline: {
-        name: "baseline: node:zlib deflateSync",
-        run: () => deflateSync(JSON_BYTES),
-      },
+      baseline: { name: "baseline: node:zlib deflateSync", run: () => deflateSync(JSON_BYTES) },
       cases: [
-        {
-          name: 'CompressionStream("deflate")',
-          run: () => deflateStream(JSON_BYTES),
-        },
+        { name: 'CompressionStream("deflate")', run: () => deflateStream(JSON_BYTES) },
         { name: "node:zlib inflateSync", run: () => inflateSync(deflated) },
-        {
-          name: 'DecompressionStream("deflate")',
-          run: () => inflateStream(deflated),
-        },
+        { name: 'DecompressionStream("deflate")', run: () => inflateStream(deflated) },
       ],
     },
   ];
 
-  console.log(
-    `${runtime}: medians of ${ROUNDS} rounds of ${TIME_MS} ms per measurement`,
-  );
+  console.log(`${runtime}: medians of ${ROUNDS} rounds of ${TIME_MS} ms per measurement`);
   for (const group of groups) {
     console.log(`\n${group.title}`);
-    for (
-      const { name, ns, ratio } of await compare(group.baseline, group.cases)
-    ) {
-      console.log(
-        `  ${name.padEnd(44)} ${format(ns)}  ${ratio.toFixed(2).padStart(6)}x`,
-      );
+    for (const { name, ns, ratio } of await compare(group.baseline, group.cases)) {
+      console.log(`  ${name.padEnd(44)} ${format(ns)}  ${ratio.toFixed(2).padStart(6)}x`);
     }
   }
 }

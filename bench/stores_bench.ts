@@ -29,9 +29,7 @@ import { REDIS_CLIENTS, startRedis } from "../tests/_redis.ts";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 0.4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const KEYS = 256;
-const RUNTIME = "Bun" in globalThis
-  ? `bun ${process.versions.bun}`
-  : `deno ${Deno.version.deno}`;
+const RUNTIME = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
 
 interface Engine {
   name: string;
@@ -62,10 +60,7 @@ async function prepare(name: string, store: SessionStore): Promise<Engine> {
   return { name, store, keys };
 }
 
-async function opsPerSecond(
-  engine: Engine,
-  op: "read" | "write",
-): Promise<number> {
+async function opsPerSecond(engine: Engine, op: "read" | "write"): Promise<number> {
   const { store, keys } = engine;
   const records = keys.map((_, i) => record(i));
   let i = 0;
@@ -110,19 +105,13 @@ try {
     closers.push(() => handle.close());
     clients.push(handle);
     engines.push(
-      await prepare(
-        `RedisStore (${kind.name})`,
-        new RedisStore({ client: handle.client }),
-      ),
+      await prepare(`RedisStore (${kind.name})`, new RedisStore({ client: handle.client })),
     );
   }
   engines.push(
     await prepare(
       "CachedStore (Memory over Sqlite)",
-      new CachedStore(
-        new MemoryStore({ maxEntries: KEYS * 2 }),
-        sqlite("cached1.sqlite3"),
-      ),
+      new CachedStore(new MemoryStore({ maxEntries: KEYS * 2 }), sqlite("cached1.sqlite3")),
     ),
   );
   engines.push(
@@ -139,9 +128,7 @@ try {
   );
 
   const results = new Map<string, { read: number[]; write: number[] }>();
-  for (const engine of engines) {
-    results.set(engine.name, { read: [], write: [] });
-  }
+  for (const engine of engines) results.set(engine.name, { read: [], write: [] });
   for (let round = 0; round < ROUNDS; round++) {
     for (const engine of engines) {
       for (const op of ["read", "write"] as const) {
@@ -157,17 +144,10 @@ try {
     const r = results.get(name)!;
     const read = median(r.read);
     const write = median(r.write);
-    return {
-      name,
-      read,
-      write,
-      readRatio: read / baseRead,
-      writeRatio: write / baseWrite,
-    };
+    return { name, read, write, readRatio: read / baseRead, writeRatio: write / baseWrite };
   });
   const pad = (text: string, width: number) => text.padEnd(width);
-  const num = (value: number) =>
-    Math.round(value).toLocaleString("en-US").padStart(10);
+  const num = (value: number) => Math.round(value).toLocaleString("en-US").padStart(10);
   const ratio = (value: number) => value.toFixed(4).padStart(8);
   console.log(
     `\nStore operations per second on ${RUNTIME} (median of ${ROUNDS} rounds of ${SECONDS} s; ratio = engine / MemoryStore)\n`,
@@ -175,21 +155,12 @@ try {
   console.log(`${pad("engine", 46)}     read/s    ratio    write/s    ratio`);
   for (const row of rows) {
     console.log(
-      `${pad(row.name, 46)} ${num(row.read)} ${ratio(row.readRatio)} ${
-        num(row.write)
-      } ${ratio(row.writeRatio)}`,
+      `${pad(row.name, 46)} ${num(row.read)} ${ratio(row.readRatio)} ${num(row.write)} ${
+        ratio(row.writeRatio)
+      }`,
     );
   }
-  console.log(
-    `\n${
-      JSON.stringify({
-        runtime: RUNTIME,
-        seconds: SECONDS,
-        rounds: ROUNDS,
-        rows,
-      })
-    }`,
-  );
+  console.log(`\n${JSON.stringify({ runtime: RUNTIME, seconds: SECONDS, rounds: ROUNDS, rows })}`);
 } finally {
   for (const close of closers) await close();
   await redis.stop();

@@ -13,9 +13,7 @@ export function listen(listener) {
   server.listen(0, "127.0.0.1", () => {
     const address = server.address();
     console.log(
-      `listening on 127.0.0.1:${
-        typeof address === "object" ? address?.port : address
-      }`,
+      `listening on 127.0.0.1:${typeof address === "object" ? address?.port : address}`,
     );
   });
 }

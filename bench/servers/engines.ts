@@ -5,13 +5,7 @@
 // a service of its own, such as a Redis server on a free 127.0.0.1 port,
 // starts it in its factory and registers its stop there).
 import { join } from "node:path";
-import {
-  CookieStore,
-  FileStore,
-  MemoryStore,
-  type SessionStore,
-  SqliteStore,
-} from "../../mod.ts";
+import { CookieStore, FileStore, MemoryStore, type SessionStore, SqliteStore } from "../../mod.ts";
 
 /** What an engine factory gets from the server that runs it. */
 export interface EngineContext {
@@ -34,8 +28,7 @@ export type EngineFactory = (
  * own so that runs never share files.
  */
 export const ENGINES: Record<string, EngineFactory> = {
-  memory: ({ maxEntries }) =>
-    new MemoryStore(maxEntries === undefined ? {} : { maxEntries }),
+  memory: ({ maxEntries }) => new MemoryStore(maxEntries === undefined ? {} : { maxEntries }),
   file: ({ directory }) => new FileStore({ path: directory }),
   cookie: () => new CookieStore(),
   sqlite: ({ directory, cleanups }) => {

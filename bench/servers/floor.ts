@@ -193,8 +193,7 @@ function memoryRecords(): Records {
   const entries = new Map<string, { stored: string; expiresAt: number }>();
   return {
     load: (key) => entries.get(key) ?? null,
-    store: (key, expiresAt, stored) =>
-      void entries.set(key, { stored, expiresAt }),
+    store: (key, expiresAt, stored) => void entries.set(key, { stored, expiresAt }),
   };
 }
 

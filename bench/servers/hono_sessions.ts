@@ -3,12 +3,7 @@
 // CookieStore, recommended for the others).
 import process from "node:process";
 import { Hono } from "hono";
-import {
-  CookieStore,
-  MemoryStore,
-  type Session,
-  sessionMiddleware,
-} from "hono-sessions";
+import { CookieStore, MemoryStore, type Session, sessionMiddleware } from "hono-sessions";
 import { listen } from "./_listen.ts";
 import { SECRET, visit, workloadOf } from "./_counter.mjs";
 

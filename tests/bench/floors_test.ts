@@ -17,13 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { get, Server, smoke } from "../../bench/_harness.ts";
-import {
-  allServers,
-  type Pair,
-  pairLabel,
-  planPairs,
-  type ServerSpec,
-} from "../../bench/_plan.ts";
+import { allServers, type Pair, pairLabel, planPairs, type ServerSpec } from "../../bench/_plan.ts";
 import { SECRET } from "../../bench/servers/_counter.mjs";
 import { CookieStore, FileStore, SqliteStore } from "../../mod.ts";
 import type { SessionStore } from "../../src/stores/store.ts";

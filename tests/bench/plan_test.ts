@@ -61,8 +61,7 @@ describe("parseOptions()", () => {
       message: /Usage:/,
     });
     assert.throws(() => parseOptions(["--runs", "0"]), {
-      message:
-        /'--runs' must be a whole number of at least 1: current value is 0/,
+      message: /'--runs' must be a whole number of at least 1: current value is 0/,
     });
     assert.throws(() => parseOptions(["--duration", "1.5"]), {
       message: /'--duration'/,
@@ -110,9 +109,7 @@ describe("parseOptions()", () => {
 
 describe("allServers()", () => {
   it("runs every engine on Deno and on Bun, so that adding an engine adds its servers", () => {
-    const ids = allServers(["memory", "redis"]).filter((server) =>
-      server.kind === "tessera"
-    )
+    const ids = allServers(["memory", "redis"]).filter((server) => server.kind === "tessera")
       .map((server) => `${server.id} ${server.name} ${server.args.join(" ")}`);
     assert.deepEqual(ids, [
       "tessera-memory-deno Tessera MemoryStore memory",
@@ -146,9 +143,7 @@ describe("allServers()", () => {
       "tessera-redis-deno read,write,new -",
       "tessera-redis-bun read,write,new -",
     ]);
-    const plainFloor = servers.find((server) =>
-      server.id === "floor-memory-plain-deno"
-    )!;
+    const plainFloor = servers.find((server) => server.id === "floor-memory-plain-deno")!;
     assert.deepEqual([plainFloor.file, plainFloor.args, plainFloor.signed], [
       "floor.ts",
       ["memory", "--plain"],
@@ -190,9 +185,7 @@ describe("allServers()", () => {
     const runtimes = new Set(servers.map((server) => server.runtime));
     for (const runtime of runtimes) {
       assert.ok(
-        servers.some((server) =>
-          server.kind === "bare" && server.runtime === runtime
-        ),
+        servers.some((server) => server.kind === "bare" && server.runtime === runtime),
       );
     }
     assert.equal(
@@ -278,9 +271,7 @@ describe("schedule()", () => {
   it("measures each floor next to the Tessera row that divides by it, first in turn", () => {
     const visits = schedule(pairs, 2);
     const round = (number: number) =>
-      visits.filter((visit) => visit.round === number).map((visit) =>
-        pairLabel(visit.pair)
-      )
+      visits.filter((visit) => visit.round === number).map((visit) => pairLabel(visit.pair))
         .slice(2);
     assert.deepEqual(round(0), [
       "floor-memory-deno read",

@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  allServers,
-  type ServerSpec,
-  type Workload,
-} from "../../bench/_plan.ts";
+import { allServers, type ServerSpec, type Workload } from "../../bench/_plan.ts";
 import {
   buildRows,
   checkTargets,
@@ -60,8 +56,7 @@ const RESULTS: PairResult[] = [
 
 describe("buildRows()", () => {
   const rows = buildRows(RESULTS);
-  const row = (id: string) =>
-    rows.find((candidate) => candidate.result.server.id === id)!;
+  const row = (id: string) => rows.find((candidate) => candidate.result.server.id === id)!;
 
   it("puts the servers without sessions first, then each workload, keeping the run's order", () => {
     assert.deepEqual(rows.map((candidate) => candidate.result.server.id), [
@@ -192,9 +187,7 @@ describe("resultsTable()", () => {
     const lines = table.split("\n");
     assert.equal(lines.length, 2 + RESULTS.length);
     assert.match(lines[0]!, /^\| server +\| runtime \| workload \| +req\/s \|/);
-    const memory = lines.find((line) =>
-      line.startsWith("| Tessera MemoryStore")
-    )!;
+    const memory = lines.find((line) => line.startsWith("| Tessera MemoryStore"))!;
     assert.deepEqual(
       memory.split("|").slice(1, -1).map((cell) => cell.trim()),
       [
@@ -397,8 +390,7 @@ describe("isBounded() and floodTable()", () => {
 
 describe("replaceBlock()", () => {
   it("replaces what stands between the markers and keeps the rest", () => {
-    const text =
-      "# T\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nafter\n";
+    const text = "# T\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nafter\n";
     assert.equal(
       replaceBlock(text, "new table\n"),
       "# T\n\n<!-- bench:start -->\nnew table\n<!-- bench:end -->\n\nafter\n",

@@ -25,8 +25,7 @@ describe("median()", () => {
 
 describe("cpuTicks()", () => {
   it("adds user and system time from a /proc stat line", () => {
-    const stat =
-      "4242 (deno) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 56 0 0 20 0 8 0 99 0 0";
+    const stat = "4242 (deno) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 56 0 0 20 0 8 0 99 0 0";
     assert.equal(cpuTicks(stat), 1290);
   });
 
@@ -53,8 +52,7 @@ describe("cpuPercent()", () => {
 });
 
 describe("statusKib()", () => {
-  const status =
-    "Name:\tdeno\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t8\n";
+  const status = "Name:\tdeno\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t8\n";
 
   it("reads a field in kB", () => {
     assert.equal(statusKib(status, "VmRSS"), 102_400);
@@ -78,8 +76,7 @@ describe("normalizedRatio()", () => {
 });
 
 describe("medianRoundRatio()", () => {
-  const rounds = (...values: number[]) =>
-    values.map((value, round) => ({ round, value }));
+  const rounds = (...values: number[]) => values.map((value, round) => ({ round, value }));
 
   it("takes the median of the ratios of each round, not the ratio of the medians", () => {
     // Ratios 0.5, 0.66, 0.514; the medians would give 33/60 = 0.55.

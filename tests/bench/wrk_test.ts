@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  parseWrk,
-  requestsPerSecond,
-  wrkArgs,
-  wrkProblem,
-} from "../../bench/_wrk.ts";
+import { parseWrk, requestsPerSecond, wrkArgs, wrkProblem } from "../../bench/_wrk.ts";
 
 const OUTPUT = `Running 5s test @ http://127.0.0.1:41234/
   1 threads and 64 connections
@@ -22,22 +17,13 @@ describe("parseWrk()", () => {
     assert.equal(result.requests, 250_000);
     assert.equal(result.durationUs, 5_000_000);
     assert.equal(result.p99Us, 2500);
-    assert.deepEqual(result.errors, {
-      connect: 0,
-      read: 0,
-      write: 0,
-      status: 0,
-      timeout: 0,
-    });
+    assert.deepEqual(result.errors, { connect: 0, read: 0, write: 0, status: 0, timeout: 0 });
   });
 
   it("fails with wrk's output when the report line is missing", () => {
-    assert.throws(
-      () => parseWrk("unable to connect to 127.0.0.1:1 Connection refused\n"),
-      {
-        message: /no WRK_RESULT line:\nunable to connect/,
-      },
-    );
+    assert.throws(() => parseWrk("unable to connect to 127.0.0.1:1 Connection refused\n"), {
+      message: /no WRK_RESULT line:\nunable to connect/,
+    });
   });
 
   it("fails naming a missing field", () => {
@@ -63,16 +49,10 @@ describe("wrkProblem()", () => {
   });
 
   it("names error answers, socket errors and timeouts", () => {
-    const result = parseWrk(
-      OUTPUT.replace("read=0", "read=2").replace("status=0", "status=5"),
-    );
+    const result = parseWrk(OUTPUT.replace("read=0", "read=2").replace("status=0", "status=5"));
     assert.equal(wrkProblem(result), "5 answers >= 400, 2 socket errors");
     assert.equal(
-      wrkProblem({
-        ...result,
-        requests: 0,
-        errors: { ...result.errors, timeout: 1 },
-      }),
+      wrkProblem({ ...result, requests: 0, errors: { ...result.errors, timeout: 1 } }),
       "5 answers >= 400, 2 socket errors, 1 timeouts, no request answered",
     );
   });
@@ -104,12 +84,7 @@ describe("wrkArgs()", () => {
   });
 
   it("has no -- without script arguments", () => {
-    const args = wrkArgs({
-      url: "u",
-      seconds: 1,
-      connections: 1,
-      script: "plain.lua",
-    });
+    const args = wrkArgs({ url: "u", seconds: 1, connections: 1, script: "plain.lua" });
     assert.equal(args.includes("--"), false);
   });
 });
