@@ -315,10 +315,11 @@ Options:
   --duration <s>      seconds of each measured run (default 5)
   --runs <n>          rounds; each round measures every server and workload once,
                       in turn, and ratios are the median of the rounds' (default 3)
-  --warmup <s>        seconds of the warm-up run before them (default 1)
+  --warmup <s>        seconds of the warm-up run before each (default 1)
   --connections <n>   wrk connections (default 64)
   --only <regex>      only servers whose "<id> <workload>" matches, e.g. "tessera-memory",
-                      "bun", "read$", "flood"; the bare servers always run
+                      "bun", "read$", "flood"; the floors of the Tessera pairs it
+                      keeps and the bare servers always run
   --flood <n>         requests of the memory flood (default 1000000; 0 skips it)
   --flood-on <list>   runtimes of the flood, "deno", "bun" or "deno,bun" (default deno)
   --root <dir>        a directory the file rows run in; repeat it for several
