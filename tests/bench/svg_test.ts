@@ -20,8 +20,9 @@ describe("barChart()", () => {
     { title: "write", bars: [{ label: "Tessera", value: 1, highlight: true }] },
   ];
   const svg = barChart("ratios", groups);
-  const widths = [...svg.matchAll(/<rect x="300" y="\d+" width="([\d.]+)"/g)]
-    .map((match) => Number(match[1]));
+  const widths = [...svg.matchAll(/<rect x="300" y="\d+" width="([\d.]+)"/g)].map((match) =>
+    Number(match[1])
+  );
 
   it("is one svg element with a background and one bar per value", () => {
     assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" [^>]*>/);
@@ -34,10 +35,7 @@ describe("barChart()", () => {
   });
 
   it("stretches the scale to the largest value above 1", () => {
-    const wide = barChart("x", [{
-      title: "t",
-      bars: [{ label: "a", value: 2, highlight: true }],
-    }]);
+    const wide = barChart("x", [{ title: "t", bars: [{ label: "a", value: 2, highlight: true }] }]);
     assert.match(wide, /width="380.0" height="14"/);
     assert.match(wide, />2<\/text>/);
   });
@@ -49,9 +47,7 @@ describe("barChart()", () => {
   });
 
   it("colours Tessera's bars apart from the others", () => {
-    const fills = [...svg.matchAll(/height="14" fill="(#[0-9a-f]+)"/g)].map((
-      match,
-    ) => match[1]);
+    const fills = [...svg.matchAll(/height="14" fill="(#[0-9a-f]+)"/g)].map((match) => match[1]);
     assert.deepEqual(fills, ["#2b6cb0", "#a0aec0", "#2b6cb0"]);
   });
 });
