@@ -70,7 +70,7 @@ export {
   PostgresStore,
   type PostgresStoreOptions,
 } from "./src/stores/postgres.ts";
-export { CachedStore } from "./src/stores/cached.ts";
+export { CachedStore, type CachedStoreOptions } from "./src/stores/cached.ts";
 export {
   type DenoKv,
   type DenoKvAtomicOperation,

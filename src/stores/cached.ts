@@ -8,7 +8,36 @@
 import { isValidKey } from "../_key.ts";
 import { SessionExistsError, SessionInterruptedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import { sealStore } from "./_sealed.ts";
 import type { SessionStore, StoredSession, StoreSettings } from "./store.ts";
+
+// A session that a Django app logs out deletes its row and Django's cache
+// entry, never this store's copy: the copy's lifetime is the bound.
+const DJANGO_FORMAT_CACHE_TTL = 10;
+
+/**
+ * Options of {@link CachedStore}.
+ *
+ * @example
+ * ```ts
+ * import type { CachedStoreOptions } from "@tessera/sessions";
+ *
+ * const options: CachedStoreOptions = { cacheTtl: 30 };
+ * ```
+ */
+export interface CachedStoreOptions {
+  /**
+   * The longest a copy stays in the cache, in seconds, before the durable
+   * store is read again: how long a session that something else deleted
+   * from the durable store (a logout in a Django app sharing the table) or
+   * changed there can still be served from the cache. Without it, a copy
+   * lives as long as its session, except in front of a store in Django's
+   * format (`format: "django"`), where it lives 10 seconds.
+   *
+   * @default {10 in front of a store with format "django", else the session's own expiry}
+   */
+  cacheTtl?: number;
+}
 
 /**
  * Two stores as one: reads try the fast `cache` first and fall back to the
@@ -31,6 +60,15 @@ import type { SessionStore, StoredSession, StoreSettings } from "./store.ts";
  * its copy when it does not, which covers a delete made by another server
  * on a shared cache. Such a copy can be seen by other servers only for that
  * one round trip.
+ *
+ * What this store does not see is a delete or a change made in the durable
+ * store by something else, such as a Django app on the same table (Django's
+ * logout deletes its row and its own cache entry). `cacheTtl` bounds how
+ * long a cached copy can outlive it: 10 seconds by default in front of a
+ * store in Django's format. A durable store that signs its own records
+ * (Django's format) gets no signature from `withSessions`; the cache's
+ * copies are then signed here, with the same secret, so that a record
+ * planted in the cache is still not a session.
  *
  * @example Memory in front of SQLite
  * ```ts
@@ -69,6 +107,23 @@ export class CachedStore implements SessionStore {
    * ```
    */
   readonly durable: SessionStore;
+  /**
+   * The longest a copy stays in the cache, in seconds, or `undefined` when
+   * a copy lives as long as its session.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * const store = new CachedStore(new MemoryStore(), new MemoryStore(), { cacheTtl: 5 });
+   * assert.equal(store.cacheTtl, 5);
+   * ```
+   */
+  readonly cacheTtl: number | undefined;
+  // The cache as this store uses it: `cache`, signed here when the durable
+  // store signs its own records and withSessions therefore signs nothing.
+  #front: SessionStore;
   #logger: Logger = console;
   // The fills and updates on their way to the cache, by key, so that a
   // delete can tell them their record is gone. Empty when the store is idle.
@@ -79,16 +134,17 @@ export class CachedStore implements SessionStore {
    *
    * @throws {TypeError} when either is not a session store, or both are the
    * same store.
+   * @throws {RangeError} when `cacheTtl` is not a positive number of seconds.
    * @example
    * ```ts
    * import { CachedStore, MemoryStore, SqliteStore } from "@tessera/sessions";
    *
    * const durable = new SqliteStore({ path: ":memory:" });
-   * const store = new CachedStore(new MemoryStore(), durable);
+   * const store = new CachedStore(new MemoryStore(), durable, { cacheTtl: 60 });
    * durable.close();
    * ```
    */
-  constructor(cache: SessionStore, durable: SessionStore) {
+  constructor(cache: SessionStore, durable: SessionStore, options: CachedStoreOptions = {}) {
     for (const [name, store] of [["cache", cache], ["durable", durable]] as const) {
       if (!isStore(store)) {
         throw new TypeError(
@@ -101,8 +157,39 @@ export class CachedStore implements SessionStore {
         "Cannot create a CachedStore as 'cache' and 'durable' are the same store: give it two",
       );
     }
+    const cacheTtl = options?.cacheTtl ??
+      ((durable as { format?: unknown }).format === "django" ? DJANGO_FORMAT_CACHE_TTL : undefined);
+    if (
+      cacheTtl !== undefined &&
+      !(typeof cacheTtl === "number" && cacheTtl > 0 && cacheTtl < Infinity)
+    ) {
+      throw new RangeError(
+        `Cannot create a CachedStore as 'cacheTtl' must be a positive number of seconds: current value is ${
+          String(cacheTtl)
+        }`,
+      );
+    }
     this.cache = cache;
     this.durable = durable;
+    this.cacheTtl = cacheTtl;
+    this.#front = cache;
+  }
+
+  /**
+   * Whether the durable store signs its own records (Django's format), so
+   * that `withSessions` signs nothing and the cache's copies are signed
+   * here.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { CachedStore, MemoryStore } from "@tessera/sessions";
+   *
+   * assert.equal(new CachedStore(new MemoryStore(), new MemoryStore()).authenticatesRecords, false);
+   * ```
+   */
+  get authenticatesRecords(): boolean {
+    return this.durable.authenticatesRecords === true;
   }
 
   /**
@@ -153,6 +240,14 @@ export class CachedStore implements SessionStore {
     this.cache.configure?.(settings);
     this.durable.configure?.(settings);
     this.#logger = settings.logger;
+    this.#front = this.authenticatesRecords && this.cache.authenticatesRecords !== true &&
+        settings.secrets.length > 0
+      ? sealStore(this.cache, {
+        secrets: settings.secrets,
+        logger: settings.logger,
+        acceptUnsigned: false,
+      })
+      : this.cache;
   }
 
   /**
@@ -170,7 +265,7 @@ export class CachedStore implements SessionStore {
    */
   async load(key: string): Promise<StoredSession | null> {
     try {
-      const cached = await this.cache.load(key);
+      const cached = await this.#front.load(key);
       if (cached !== null) return cached;
     } catch (error) {
       // Django counts any cache error as a miss (#17810).
@@ -182,7 +277,7 @@ export class CachedStore implements SessionStore {
       if (record === null || flight.deleted) return null;
       try {
         // Create-only: a fill never overwrites what a concurrent save wrote.
-        await this.cache.save(key, record, true);
+        await this.#front.save(key, this.#copy(record), true);
       } catch (error) {
         if (error instanceof SessionExistsError) return flight.deleted ? null : record;
         this.#saveFailed(error);
@@ -212,7 +307,7 @@ export class CachedStore implements SessionStore {
     try {
       // A live cached copy settles it. The cache's own exists() could count
       // a copy that expired, which the durable store may have swept.
-      if (await this.cache.load(key) !== null) return true;
+      if (await this.#front.load(key) !== null) return true;
     } catch (error) {
       this.#readFailed(error);
     }
@@ -257,7 +352,7 @@ export class CachedStore implements SessionStore {
       } catch (error) {
         // Deleted from the durable store behind the cache's back: the cached
         // copy must not keep the session alive.
-        if (error instanceof SessionInterruptedError) await this.cache.delete(key).catch(() => {});
+        if (error instanceof SessionInterruptedError) await this.#front.delete(key).catch(() => {});
         throw error;
       }
       // Saved, then deleted by a concurrent logout whose own cache delete
@@ -288,7 +383,7 @@ export class CachedStore implements SessionStore {
     await this.durable.delete(key);
     // After the durable delete: a fill that boards later reads no record.
     for (const flight of this.#flights.get(key) ?? []) flight.deleted = true;
-    await this.cache.delete(key);
+    await this.#front.delete(key);
   }
 
   /**
@@ -310,8 +405,9 @@ export class CachedStore implements SessionStore {
   // The store interface has no unconditional set: try the likely write,
   // then the other one. What cannot be cached is dropped from the cache, so
   // that an older cached copy is not served in its place.
-  async #cacheSet(key: string, record: StoredSession, present: boolean): Promise<void> {
-    const cache = this.cache;
+  async #cacheSet(key: string, full: StoredSession, present: boolean): Promise<void> {
+    const cache = this.#front;
+    const record = this.#copy(full);
     try {
       try {
         await cache.save(key, record, !present);
@@ -326,6 +422,17 @@ export class CachedStore implements SessionStore {
       this.#saveFailed(error);
       await cache.delete(key).catch(() => {});
     }
+  }
+
+  // The cache's copy of a record: it expires after cacheTtl at the latest,
+  // and the durable store is read again.
+  #copy(record: StoredSession): StoredSession {
+    const ttl = this.cacheTtl;
+    if (ttl === undefined) return record;
+    return {
+      data: record.data,
+      expiresAt: Math.min(record.expiresAt, Date.now() + ttl * 1000),
+    };
   }
 
   #board(key: string): Flight {
@@ -370,7 +477,7 @@ export class CachedStore implements SessionStore {
 
   async #evict(key: string): Promise<void> {
     try {
-      await this.cache.delete(key);
+      await this.#front.delete(key);
     } catch (error) {
       throw new Error(
         `Cannot remove a deleted session from the cache (${storeName(this.cache)}): ${

@@ -10,6 +10,13 @@ import { isValidKey } from "../_key.ts";
 import { SessionExistsError, SessionInterruptedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import {
+  decodeDjangoSession,
+  djangoStoredSession,
+  encodeDjangoSession,
+  isDjangoFormat,
+  requireDjangoSecret,
+} from "./_django_format.ts";
+import {
   createWithUniqueKey,
   type SessionStore,
   type StoredSession,
@@ -90,6 +97,15 @@ export interface PostgresStoreOptions {
    * @default {1000}
    */
   batchSize?: number;
+  /**
+   * `"django"` keeps `session_data` exactly as Django does (signed with the
+   * first `secret` of `withSessions`, which is then required), so that a
+   * Django project with the same `SECRET_KEY` shares the table live; left
+   * out, `session_data` is Tessera's own record.
+   *
+   * @default {undefined}
+   */
+  format?: "django";
 }
 
 const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -143,7 +159,13 @@ interface Statements {
  * (a session deleted meanwhile answers the request with 400 rather than
  * come back), a load reads only a row whose `expire_date` has not passed,
  * and `clearExpired()` deletes expired rows in batches. `expire_date` is
- * written in UTC; `session_data` holds the record's data as it is. A cookie
+ * written in UTC; `session_data` holds the record's data as it is (signed by
+ * `withSessions` when it has a `secret`), or with `format: "django"`
+ * Django's own `session_data`, signed with the first `secret` as Django signs
+ * it with `SECRET_KEY`, a custom expiry staying in the data as
+ * `_session_expiry`: a Django project with the same secret reads and writes
+ * the same sessions, and a row signed with an older secret (or in Django's
+ * pre-3.1 format) is saved again in the current one on its next request. A cookie
  * value that is not a session key never reaches the database, and a
  * database error fails the request with a logged 500. A statement that a
  * server shutting down ended (SQLSTATE 57P01, 57P02) did not run: it is
@@ -230,16 +252,46 @@ export class PostgresStore implements SessionStore {
    * ```
    */
   readonly batchSize: number;
+  /**
+   * `"django"` when rows are kept as Django keeps them, else `undefined`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { PostgresStore } from "@tessera/sessions";
+   *
+   * const client = { query: () => Promise.resolve({ rows: [] }) };
+   * assert.equal(new PostgresStore({ client, format: "django" }).format, "django");
+   * ```
+   */
+  readonly format: "django" | undefined;
+  /**
+   * Whether rows carry a signature of their own (Django's, in the django
+   * format), so that `withSessions` adds none: Django must read the row as
+   * it wrote it.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { PostgresStore } from "@tessera/sessions";
+   *
+   * const client = { query: () => Promise.resolve({ rows: [] }) };
+   * assert.equal(new PostgresStore({ client }).authenticatesRecords, false);
+   * ```
+   */
+  readonly authenticatesRecords: boolean;
   readonly #run: Run;
   readonly #sql: Statements;
   #ready: Promise<void> | undefined;
   #logger: Logger = console;
+  #secrets: readonly string[] = [];
 
   /**
    * A store on `options.client`; it sends nothing until it is first used.
    *
    * @throws {TypeError} when the client has neither `unsafe()` nor
-   * `query()`, or `table` is not an identifier.
+   * `query()`, `table` is not an identifier, or `format` is neither
+   * `"django"` nor left out.
    * @throws {RangeError} when `batchSize` is not a positive whole number.
    * @example
    * ```ts
@@ -265,6 +317,9 @@ export class PostgresStore implements SessionStore {
         `Cannot create a PostgresStore as 'batchSize' must be a positive whole number of rows: current value is ${batchSize}`,
       );
     }
+    const django = isDjangoFormat(options.format, "PostgresStore");
+    this.format = django ? "django" : undefined;
+    this.authenticatesRecords = django;
     this.table = table;
     this.batchSize = batchSize;
     this.#sql = statements(table, batchSize);
@@ -297,8 +352,11 @@ export class PostgresStore implements SessionStore {
   }
 
   /**
-   * Keeps the logger of `withSessions`, for rows it cannot read.
+   * Keeps the logger of `withSessions`, for rows it cannot read, and its
+   * secrets, which the django format signs and verifies with.
    *
+   * @throws {TypeError} in the django format, when `withSessions` has no
+   * `secret`.
    * @example
    * ```ts
    * import { PostgresStore } from "@tessera/sessions";
@@ -308,7 +366,9 @@ export class PostgresStore implements SessionStore {
    * ```
    */
   configure(settings: StoreSettings): void {
+    if (this.format === "django") requireDjangoSecret(settings, "PostgresStore");
     this.#logger = settings.logger;
+    this.#secrets = settings.secrets;
   }
 
   /**
@@ -335,7 +395,12 @@ export class PostgresStore implements SessionStore {
     if (record === null) {
       this.#logger.warn(`A corrupt session row in table '${this.table}' was ignored`);
     }
-    return record;
+    if (record === null || this.format !== "django") return record;
+    const decoded = await decodeDjangoSession(record.data, {
+      secrets: this.#djangoSecrets(),
+      logger: this.#logger,
+    });
+    return decoded === null ? null : djangoStoredSession(decoded, record.expiresAt);
   }
 
   /**
@@ -392,7 +457,11 @@ export class PostgresStore implements SessionStore {
     if (!isValidKey(key)) {
       throw new TypeError("Cannot save a session as the key is not a session key");
     }
-    const [data, expireDate] = this.#encode(record);
+    const [data, expireDate] = this.#encode(
+      this.format === "django"
+        ? { ...record, data: await encodeDjangoSession(record.data, this.#djangoSecrets()) }
+        : record,
+    );
     if (mustCreate) {
       const rows = await this.#query("write a session", key, this.#sql.insert, [
         key,
@@ -459,8 +528,13 @@ export class PostgresStore implements SessionStore {
     }
   }
 
-  // The record as the row's session_data and expire_date; a record codec
-  // (Django's signed format) plugs in here and in #decode.
+  // The django format cannot read or write a row without Django's key.
+  #djangoSecrets(): readonly string[] {
+    requireDjangoSecret({ secrets: this.#secrets }, "PostgresStore");
+    return this.#secrets;
+  }
+
+  // The record as the row's session_data and expire_date.
   #encode(record: StoredSession): [string, string] {
     const data = record.data;
     if (typeof data !== "string" || UNSTORABLE_TEXT.test(data)) {

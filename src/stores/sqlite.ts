@@ -11,6 +11,13 @@ import { isValidKey } from "../_key.ts";
 import { SessionExistsError, SessionInterruptedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import {
+  decodeDjangoSession,
+  djangoStoredSession,
+  encodeDjangoSession,
+  isDjangoFormat,
+  requireDjangoSecret,
+} from "./_django_format.ts";
+import {
   createWithUniqueKey,
   type SessionStore,
   type StoredSession,
@@ -70,6 +77,15 @@ export interface SqliteStoreOptions {
    * @default {1000}
    */
   sweepBatchSize?: number;
+  /**
+   * `"django"` keeps `session_data` exactly as Django does (signed with the
+   * first `secret` of `withSessions`, which is then required), so that a
+   * Django project with the same `SECRET_KEY` shares the table live; left
+   * out, `session_data` is Tessera's own record.
+   *
+   * @default {undefined}
+   */
+  format?: "django";
 }
 
 const DEFAULT_SWEEP_BATCH_SIZE = 1000;
@@ -97,8 +113,14 @@ const DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1
  * `sweepBatchSize` on the `expire_date` index, each its own short
  * transaction, and yields to the event loop between them: requests go on
  * being served during a sweep of any size.
- * `session_data` holds the serialized data as it is; Django's holds it
- * signed with `SECRET_KEY`.
+ * `session_data` holds the serialized data as it is (signed by
+ * `withSessions` when it has a `secret`); with `format: "django"` it holds
+ * Django's own `session_data`, signed with the first `secret` as Django signs
+ * it with `SECRET_KEY`, and a custom expiry stays in the data as
+ * `_session_expiry`: a Django project (`USE_TZ = True`) with the same secret
+ * reads and writes the same sessions. A row signed with an older secret, or
+ * in Django's pre-3.1 format, is saved again in the current one on its next
+ * request.
  *
  * `node:sqlite` is synchronous: a query blocks the event loop while it runs,
  * which on a local file is microseconds, but a write that waits for another
@@ -144,6 +166,36 @@ export class SqliteStore implements SessionStore {
    * ```
    */
   readonly table: string;
+  /**
+   * `"django"` when rows are kept as Django keeps them, else `undefined`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:", format: "django" });
+   * assert.equal(store.format, "django");
+   * store.close();
+   * ```
+   */
+  readonly format: "django" | undefined;
+  /**
+   * Whether rows carry a signature of their own (Django's, in the django
+   * format), so that `withSessions` adds none: Django must read the row as
+   * it wrote it.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:" });
+   * assert.equal(store.authenticatesRecords, false);
+   * store.close();
+   * ```
+   */
+  readonly authenticatesRecords: boolean;
   readonly #db: DatabaseSync;
   readonly #load: StatementSync;
   readonly #exists: StatementSync;
@@ -155,12 +207,13 @@ export class SqliteStore implements SessionStore {
   readonly #countLive: StatementSync;
   readonly #sweepBatchSize: number;
   #logger: Logger = console;
+  #secrets: readonly string[] = [];
 
   /**
    * Opens (or creates) the database and the table.
    *
-   * @throws {TypeError} when `path` is not a non-empty string or `table` is
-   * not an identifier.
+   * @throws {TypeError} when `path` is not a non-empty string, `table` is
+   * not an identifier, or `format` is neither `"django"` nor left out.
    * @throws {RangeError} when `busyTimeout` is not a non-negative whole
    * number, or `sweepBatchSize` not a positive one.
    * @throws {Error} when the database cannot be opened.
@@ -201,6 +254,9 @@ export class SqliteStore implements SessionStore {
         `Cannot create a SqliteStore as 'sweepBatchSize' must be a positive whole number of rows: current value is ${sweepBatchSize}`,
       );
     }
+    const django = isDjangoFormat(options.format, "SqliteStore");
+    this.format = django ? "django" : undefined;
+    this.authenticatesRecords = django;
     this.#sweepBatchSize = sweepBatchSize;
     this.path = path;
     this.table = table;
@@ -251,8 +307,11 @@ export class SqliteStore implements SessionStore {
   }
 
   /**
-   * Keeps the logger of `withSessions`, for rows it cannot read.
+   * Keeps the logger of `withSessions`, for rows it cannot read, and its
+   * secrets, which the django format signs and verifies with.
    *
+   * @throws {TypeError} in the django format, when `withSessions` has no
+   * `secret`.
    * @example
    * ```ts
    * import { SqliteStore } from "@tessera/sessions";
@@ -263,7 +322,9 @@ export class SqliteStore implements SessionStore {
    * ```
    */
   configure(settings: StoreSettings): void {
+    if (this.format === "django") requireDjangoSecret(settings, "SqliteStore");
     this.#logger = settings.logger;
+    this.#secrets = settings.secrets;
   }
 
   /**
@@ -279,9 +340,9 @@ export class SqliteStore implements SessionStore {
    * store.close();
    * ```
    */
-  load(key: string): Promise<StoredSession | null> {
-    if (!isValidKey(key)) return Promise.resolve(null);
-    return this.#run("read a session", () => {
+  async load(key: string): Promise<StoredSession | null> {
+    if (!isValidKey(key)) return null;
+    const record = await this.#run("read a session", () => {
       const row = this.#load.get(key, toExpireDate(Date.now())) as
         | { session_data: unknown; expire_date: unknown }
         | undefined;
@@ -294,6 +355,12 @@ export class SqliteStore implements SessionStore {
       }
       return { data, expiresAt };
     });
+    if (record === null || this.format !== "django") return record;
+    const decoded = await decodeDjangoSession(record.data, {
+      secrets: this.#djangoSecrets(),
+      logger: this.#logger,
+    });
+    return decoded === null ? null : djangoStoredSession(decoded, record.expiresAt);
   }
 
   /**
@@ -342,20 +409,21 @@ export class SqliteStore implements SessionStore {
    * store.close();
    * ```
    */
-  save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
+  async save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
     if (!isValidKey(key)) {
-      return Promise.reject(
-        new TypeError("Cannot save a session as the key is not a session key"),
-      );
+      throw new TypeError("Cannot save a session as the key is not a session key");
     }
-    return this.#run("write a session", () => {
+    const data = this.format === "django"
+      ? await encodeDjangoSession(record.data, this.#djangoSecrets())
+      : record.data;
+    return await this.#run("write a session", () => {
       const expireDate = toExpireDate(record.expiresAt);
       if (mustCreate) {
-        const result = this.#insert.run(key, record.data, expireDate);
+        const result = this.#insert.run(key, data, expireDate);
         if (Number(result.changes) === 0) throw new SessionExistsError();
       } else {
         // Django's UpdateError: a row another request deleted stays deleted.
-        const result = this.#update.run(record.data, expireDate, key);
+        const result = this.#update.run(data, expireDate, key);
         if (Number(result.changes) === 0) throw new SessionInterruptedError();
       }
       return key;
@@ -473,6 +541,12 @@ export class SqliteStore implements SessionStore {
    */
   close(): void {
     if (this.#db.isOpen) this.#db.close();
+  }
+
+  // The django format cannot read or write a row without Django's key.
+  #djangoSecrets(): readonly string[] {
+    requireDjangoSecret({ secrets: this.#secrets }, "SqliteStore");
+    return this.#secrets;
   }
 
   #run<T>(action: string, body: () => T): Promise<T> {
