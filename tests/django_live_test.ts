@@ -11,7 +11,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { DatabaseSync } from "node:sqlite";
-import { CookieStore, getSession, type SessionStore, withSessions } from "../mod.ts";
+import postgres from "postgres";
+import {
+  CachedStore,
+  CookieStore,
+  getSession,
+  PostgresStore,
+  RedisStore,
+  type SessionStore,
+  SqliteStore,
+  withSessions,
+} from "../mod.ts";
 import {
   decodeDjangoSession,
   djangoFileExpiresAt,
@@ -20,6 +30,8 @@ import {
 import { Browser } from "./_browser.ts";
 import { RecordingLogger } from "./_config.ts";
 import { type DjangoServer, type DjangoSettings, ensureDjango, startDjango } from "./_django.ts";
+import { type PostgresServer, startPostgres } from "./_postgres.ts";
+import { REDIS_CLIENTS, startRedis } from "./_redis.ts";
 import { serve, type TestServer } from "./_server.ts";
 
 const SECRET = "tessera-live-django-secret-key-0123456789abcdef";
@@ -48,6 +60,53 @@ interface Engine {
    * cookie finds nothing; a signed cookie cannot be revoked.
    */
   revocable: boolean;
+  /**
+   * Whether Django itself refuses a session past its custom expiry. Django's
+   * signed_cookies engine judges a cookie by SESSION_COOKIE_AGE alone (the
+   * browser drops it at its Max-Age); Tessera's CookieStore also reads the
+   * expiry in the data.
+   */
+  djangoEnforcesCustomExpiry: boolean;
+}
+
+/** A database in a private PostgreSQL cluster, for Django (psycopg2) and a Tessera client. */
+async function postgresDatabase(name: string): Promise<{
+  server: PostgresServer;
+  client: ReturnType<typeof postgres>;
+  django: Partial<DjangoSettings>;
+  version: string;
+  teardown: () => Promise<void>;
+}> {
+  const server = await startPostgres();
+  const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+  let version: string;
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+    version = String((await admin.unsafe("SHOW server_version"))[0]!.server_version);
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
+  const client = postgres(server.url.replace(/\/postgres$/, `/${name}`), {
+    max: 4,
+    connect_timeout: 2,
+    onnotice: () => {},
+  });
+  return {
+    server,
+    client,
+    version,
+    django: {
+      DB_ENGINE: "postgresql",
+      DB_HOST: "127.0.0.1",
+      DB_PORT: String(server.port),
+      DB_NAME: name,
+      DB_USER: "postgres",
+    },
+    teardown: async () => {
+      await client.end({ timeout: 1 });
+      await server.destroy();
+    },
+  };
 }
 
 const ENGINES: Engine[] = [
@@ -59,19 +118,41 @@ const ENGINES: Engine[] = [
         store: () => new CookieStore(),
       }),
     revocable: false,
+    djangoEnforcesCustomExpiry: false,
   },
-  // TODO(#13): one entry each once FileStore, SqliteStore and PostgresStore
-  // take format: "django", e.g.
-  //   { name: "file", revocable: true, setup: (dir) => Promise.resolve({
+  // TODO(#13): the file engine, once FileStore takes format: "django":
+  //   { name: "file", revocable: true, djangoEnforcesCustomExpiry: false (spec
+  //     section 4), setup: (dir) => Promise.resolve({
   //       django: { SESSION_ENGINE: "file", SESSION_FILE_PATH: dir },
   //       store: () => new FileStore({ path: dir, format: "django" }) }) },
-  //   { name: "SQLite", revocable: true, setup: (dir) => Promise.resolve({
-  //       django: { SESSION_ENGINE: "db", DB_ENGINE: "sqlite3", DB_NAME: join(dir, "db.sqlite3") },
-  //       store: () => new SqliteStore({ path: join(dir, "db.sqlite3"), format: "django" }) }) },
-  //   { name: "PostgreSQL", revocable: true, setup: async (dir) => { start a private
-  //       cluster; return { django: { SESSION_ENGINE: "db", DB_ENGINE: "postgresql",
-  //       DB_HOST, DB_PORT, DB_NAME, DB_USER }, store: () => new PostgresStore({ client,
-  //       format: "django" }), teardown } } },
+  {
+    name: "SQLite",
+    revocable: true,
+    djangoEnforcesCustomExpiry: true,
+    setup(dir) {
+      const path = join(dir, "db.sqlite3");
+      let store: SqliteStore | undefined;
+      return Promise.resolve({
+        django: { SESSION_ENGINE: "db", DB_ENGINE: "sqlite3", DB_NAME: path },
+        store: () => (store = new SqliteStore({ path, format: "django" })),
+        teardown: () => Promise.resolve(store?.close()),
+      });
+    },
+  },
+  {
+    name: "PostgreSQL",
+    revocable: true,
+    djangoEnforcesCustomExpiry: true,
+    async setup() {
+      const database = await postgresDatabase("tessera_live");
+      console.log(`PostgreSQL ${database.version}`);
+      return {
+        django: { SESSION_ENGINE: "db", ...database.django },
+        store: () => new PostgresStore({ client: database.client, format: "django" }),
+        teardown: database.teardown,
+      };
+    },
+  },
 ];
 
 /** What both servers answer: the session as the handler sees it. */
@@ -128,6 +209,10 @@ function authOf(data: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(data).filter(([name]) => name.startsWith("_auth_")));
 }
 
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 const djangoVersion = ensureDjango();
 
 for (const engine of ENGINES) {
@@ -136,9 +221,10 @@ for (const engine of ENGINES) {
     let django: DjangoServer;
     let tessera: TestServer;
     let shared: Shared | undefined;
-    const started = Date.now();
+    let started = 0;
 
     before(async () => {
+      started = Date.now();
       dir = mkdtempSync(join(tmpdir(), "tessera-django-live-"));
       shared = await engine.setup(dir);
       // Django first: with a database engine, its migrate creates django_session.
@@ -248,15 +334,41 @@ for (const engine of ENGINES) {
       assert.match(fromDjango.headers.getSetCookie().join(), /Max-Age=900/);
     });
 
+    for (const [side, other] of [["Django", "Tessera"], ["Tessera", "Django"]] as const) {
+      const known = engine.djangoEnforcesCustomExpiry
+        ? ""
+        : " (Django's engine, by the browser alone: the known difference)";
+      it(`a session expired in ${side} is expired in ${other}${known}`, async () => {
+        const urls = { Django: django.url, Tessera: tessera.url };
+        const browser = new Browser("");
+        await visit(browser, `${urls[other]}/login?user=21`);
+        await visit(browser, `${urls[side]}/expire?seconds=2`);
+        assert.equal((await visit(browser, `${urls[other]}/get`)).data._auth_user_id, "21");
+        // The cookie, sent past its Max-Age to each side: the servers decide.
+        const cookie = browser.cookies.get(COOKIE)!;
+        await sleep(2_500);
+        const replay = async (url: string) =>
+          await (await fetch(`${url}/get`, { headers: { cookie: `${COOKIE}=${cookie}` } }))
+            .json() as State;
+        const inTessera = await replay(tessera.url);
+        assert.deepEqual(inTessera.data, {});
+        assert.equal(inTessera.key_set, false);
+        const inDjango = await replay(django.url);
+        if (engine.djangoEnforcesCustomExpiry) assert.deepEqual(inDjango.data, {});
+        // Django's signed_cookies engine judges a cookie by SESSION_COOKIE_AGE
+        // alone: only the browser, at the cookie's Max-Age, ends it there.
+        else assert.equal(inDjango.data._auth_user_id, "21");
+      });
+    }
+
     it("Django logged no corrupt or suspicious session", () => {
       assert.doesNotMatch(django.stderr(), /Session data corrupted|Traceback/);
     });
   });
 }
 
-// Until FileStore and SqliteStore take format: "django" (#13), the records
-// of Django's own file and db engines are read and written here directly
-// with the format module, so that those stores only have to call it.
+// The records of Django's own file and db engines, read and written here
+// directly with the format module that the stores call.
 describe(`Django ${djangoVersion}'s own file and db engines keep the records of _django_format.ts`, () => {
   const COOKIE_AGE = 3600;
   let dir: string;
@@ -342,5 +454,105 @@ describe(`Django ${djangoVersion}'s own file and db engines keep the records of 
     }
     assert.deepEqual((await visit(browser, `${sqlite.url}/get`)).data, changed);
     assert.doesNotMatch(sqlite.stderr(), /Session data corrupted|Traceback/);
+  });
+});
+
+// Django's cached_db for many machines: Django on the db engine and Tessera's
+// CachedStore(RedisStore, PostgresStore) on one PostgreSQL database. Django
+// cannot see Tessera's Redis copies, so a change or a logout made in Django
+// reaches Tessera when its copy expires: cacheTtl is the bound.
+describe(`Django ${djangoVersion} on PostgreSQL beside CachedStore(RedisStore, PostgresStore)`, () => {
+  const CACHE_TTL = 1;
+  let database: Awaited<ReturnType<typeof postgresDatabase>> | undefined;
+  let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
+  let redisClient: Awaited<ReturnType<(typeof REDIS_CLIENTS)[number]["connect"]>> | undefined;
+  let django: DjangoServer;
+  let tessera: TestServer;
+  let cache: RedisStore;
+  let started = 0;
+
+  before(async () => {
+    started = Date.now();
+    database = await postgresDatabase("tessera_cached");
+    redis = await startRedis();
+    redisClient = await REDIS_CLIENTS[0]!.connect(redis.url);
+    django = await startDjango({
+      SECRET_KEY: SECRET,
+      SESSION_COOKIE_NAME: COOKIE,
+      SESSION_ENGINE: "db",
+      ...database.django,
+    });
+    cache = new RedisStore({ client: redisClient.client, prefix: "tessera.cached:" });
+    const durable = new PostgresStore({ client: database.client, format: "django" });
+    tessera = serve(tesseraApp(new CachedStore(cache, durable, { cacheTtl: CACHE_TTL })));
+  });
+
+  after(async () => {
+    await tessera?.close();
+    await django?.stop();
+    await redisClient?.close();
+    await redis?.stop();
+    await database?.teardown();
+    console.log(`cached_db: live cross-check took ${Date.now() - started} ms`);
+  });
+
+  it("a session written through the cache is Django's row: Django reads and changes it, and Tessera sees the change within cacheTtl", async () => {
+    const browser = new Browser("");
+    const login = await visit(browser, `${tessera.url}/login?user=31`);
+    await visit(browser, `${tessera.url}/set?color=red`);
+    const key = browser.cookies.get(COOKIE)!;
+    // Redis holds Tessera's signed copy, never Django's row.
+    assert.match((await cache.load(key))!.data, /^s1:/);
+    const seen = await visit(browser, `${django.url}/get`);
+    assert.deepEqual(seen.data, { ...authOf(login.data), color: "red" });
+    await visit(browser, `${django.url}/set?color=green`);
+    await sleep(CACHE_TTL * 1000 + 200);
+    assert.deepEqual((await visit(browser, `${tessera.url}/get`)).data, {
+      ...authOf(login.data),
+      color: "green",
+    });
+  });
+
+  it("a logout in Django ends the session in Tessera within cacheTtl", async () => {
+    const browser = new Browser("");
+    await visit(browser, `${django.url}/login?user=32`);
+    const cookie = browser.cookies.get(COOKIE)!;
+    assert.equal((await visit(browser, `${tessera.url}/get`)).data._auth_user_id, "32");
+    assert.notEqual(await cache.load(cookie), null, "Tessera's copy is in Redis");
+    await visit(browser, `${django.url}/flush`);
+    const flushed = Date.now();
+    let alive = 0;
+    for (;;) {
+      const replayed = await fetch(`${tessera.url}/get`, {
+        headers: { cookie: `${COOKIE}=${cookie}` },
+      });
+      const state = await replayed.json() as State;
+      if (state.data._auth_user_id === undefined) break;
+      alive++;
+      assert.ok(Date.now() - flushed < CACHE_TTL * 1000 + 500, "still logged in past cacheTtl");
+      await sleep(50);
+    }
+    const lasted = Date.now() - flushed;
+    console.log(
+      `cached_db: logged out in Tessera ${lasted} ms after Django's logout (cacheTtl ${CACHE_TTL} s, ${alive} requests still served from the copy)`,
+    );
+    assert.ok(lasted <= CACHE_TTL * 1000 + 500);
+  });
+
+  it("a logout in Tessera deletes the row and the copy: Django logs the user out at once", async () => {
+    const browser = new Browser("");
+    await visit(browser, `${django.url}/login?user=33`);
+    const cookie = browser.cookies.get(COOKIE)!;
+    assert.equal((await visit(browser, `${tessera.url}/get`)).data._auth_user_id, "33");
+    await visit(browser, `${tessera.url}/flush`);
+    assert.equal(await cache.load(cookie), null);
+    const replayed = await fetch(`${django.url}/get`, {
+      headers: { cookie: `${COOKIE}=${cookie}` },
+    });
+    assert.deepEqual((await replayed.json() as State).data, {});
+  });
+
+  it("Django logged no corrupt or suspicious session", () => {
+    assert.doesNotMatch(django.stderr(), /Session data corrupted|Traceback/);
   });
 });
