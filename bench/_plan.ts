@@ -54,14 +54,14 @@ export interface Place {
 
 /**
  * The floors: for each engine that has one, the workloads it covers. What
- * each does is described in bench/servers/floor.ts. A PostgreSQL read floor
- * is still to come (issue 14).
+ * each does is described in bench/servers/floor.ts. Redis has none yet.
  */
 export const FLOORS: Record<string, readonly Workload[]> = {
   memory: ["read", "write"],
   file: ["read", "write"],
   cookie: ["read"],
   sqlite: ["read", "write"],
+  postgres: ["read"],
 };
 
 /** The engines measured in every place (`--root`), since the file system is what they wait on. */
@@ -75,6 +75,7 @@ const FLOOR_NAMES: Record<string, string> = {
   file: "file",
   cookie: "signed cookie",
   sqlite: "SQLite",
+  postgres: "PostgreSQL",
 };
 
 /** A server on Deno and on Bun. */

@@ -2,7 +2,7 @@
 // session engine cannot avoid, and nothing else. Tessera's row divided by
 // its floor says how much of what the engine could reach it reaches.
 //
-//   floor.ts <memory|file|cookie|sqlite> <read|write|new> [--root <dir>] [--plain]
+//   floor.ts <memory|file|cookie|sqlite|postgres> <read|write|new> [--root <dir>] [--plain]
 //
 // It speaks the harness's counter protocol (_counter.mjs) with the session
 // cookie and the stored records in Tessera's formats, so that the harness
@@ -25,8 +25,10 @@
 // - sqlite read: one prepared SELECT by key and expiry (node:sqlite),
 //   [verify], JSON.parse; sqlite write: the same, then one prepared UPDATE;
 //   in WAL mode, as SqliteStore sets it.
-// TODO(issue 14): a PostgreSQL read floor, once PostgresStore is measured
-// here (one prepared SELECT by key over one connection).
+// - postgres read: one prepared SELECT by key and expiry (PostgresStore's
+//   own statement) over one connection of the postgres package, on a
+//   private cluster started as PostgresStore's row starts its own, [verify],
+//   JSON.parse; a new session one INSERT.
 import {
   closeSync,
   futimesSync,
@@ -173,13 +175,21 @@ function newKey(): string {
   return key;
 }
 
-/** Where a path keeps records: load one by key, store one. */
+/** A stored record and its expiry, in milliseconds. */
+type Loaded = { stored: string; expiresAt: number } | null;
+
+/** Where a path keeps records: load one by key, store one (a database, asynchronously). */
 interface Records {
-  load(key: string): { stored: string; expiresAt: number } | null;
-  store(key: string, expiresAt: number, stored: string, isNew: boolean): void;
+  load(key: string): Loaded | Promise<Loaded>;
+  store(
+    key: string,
+    expiresAt: number,
+    stored: string,
+    isNew: boolean,
+  ): void | Promise<void>;
 }
 
-let cleanup = (): void => {};
+let cleanup = (): void | Promise<void> => {};
 
 function scratch(): string {
   const directory = mkdtempSync(
@@ -279,6 +289,52 @@ function sqliteRecords(): Records {
   };
 }
 
+// PostgresStore's table (Django's, without its key index, which a load
+// does not use) and its load, sent as a prepared statement.
+async function postgresRecords(): Promise<Records> {
+  // Loaded only by this floor, so that no other floor carries it.
+  const { default: postgres } = await import("postgres");
+  const { startPostgres } = await import("../../tests/_postgres.ts");
+  const server = await startPostgres();
+  const sql = postgres(server.url, { max: 1, onnotice: () => {} });
+  cleanup = async () => {
+    await sql.end({ timeout: 1 });
+    await server.destroy();
+  };
+  await sql.unsafe(
+    `CREATE TABLE "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" timestamp with time zone NOT NULL)`,
+  );
+  await sql.unsafe(
+    `CREATE INDEX "django_session_expire_date" ON "django_session" ("expire_date")`,
+  );
+  const select =
+    `SELECT session_data, floor(extract(epoch FROM expire_date) * 1000)::bigint::text AS expires_at
+FROM "django_session" WHERE session_key = $1::varchar AND expire_date > $2::text::timestamptz`;
+  const insert = `INSERT INTO "django_session" (session_key, session_data, expire_date)
+VALUES ($1::varchar, $2::text, $3::text::timestamptz)`;
+  const update =
+    `UPDATE "django_session" SET session_data = $2::text, expire_date = $3::text::timestamptz WHERE session_key = $1::varchar`;
+  return {
+    async load(key) {
+      const rows = await sql.unsafe(select, [key, new Date().toISOString()], {
+        prepare: true,
+      });
+      const row = rows[0];
+      if (row === undefined) return null;
+      return {
+        stored: row.session_data as string,
+        expiresAt: Number(row.expires_at),
+      };
+    },
+    async store(key, expiresAt, stored, isNew) {
+      const date = new Date(expiresAt).toISOString();
+      await sql.unsafe(isNew ? insert : update, [key, stored, date], {
+        prepare: true,
+      });
+    },
+  };
+}
+
 type Handler = (req: Request) => Promise<Response>;
 
 function recordsHandler(records: Records): Handler {
@@ -286,18 +342,20 @@ function recordsHandler(records: Records): Handler {
     const key = newKey();
     const expiresAt = Date.now() + AGE * 1000;
     const { store, body } = visit(undefined, workload);
-    records.store(
+    const pending = records.store(
       key,
       expiresAt,
       await seal(key, expiresAt, JSON.stringify({ count: store })),
       true,
     );
+    if (pending !== undefined) await pending;
     return answer(body, key);
   };
   return async (req) => {
     const key = cookieValue(req);
     if (key === null || !KEY.test(key)) return await start();
-    const record = records.load(key);
+    const loaded = records.load(key);
+    const record = loaded instanceof Promise ? await loaded : loaded;
     if (record === null || !(record.expiresAt > Date.now())) {
       return await start();
     }
@@ -309,12 +367,13 @@ function recordsHandler(records: Records): Handler {
     );
     if (store === undefined) return answer(body, null);
     const expiresAt = Date.now() + AGE * 1000;
-    records.store(
+    const pending = records.store(
       key,
       expiresAt,
       await seal(key, expiresAt, JSON.stringify({ count: store })),
       false,
     );
+    if (pending !== undefined) await pending;
     return answer(body, key);
   };
 }
@@ -367,10 +426,11 @@ function cookieHandler(): Handler {
   };
 }
 
-const PATHS: Record<string, () => Handler> = {
+const PATHS: Record<string, () => Handler | Promise<Handler>> = {
   memory: () => recordsHandler(memoryRecords()),
   file: () => recordsHandler(fileRecords()),
   sqlite: () => recordsHandler(sqliteRecords()),
+  postgres: async () => recordsHandler(await postgresRecords()),
   cookie: cookieHandler,
 };
 const build = PATHS[path];
@@ -381,15 +441,15 @@ if (build === undefined) {
     }: current value is ${path}`,
   );
 }
-if (path === "cookie" && workload === "write") {
+if ((path === "cookie" || path === "postgres") && workload === "write") {
   throw new TypeError(
-    "Cannot start the floor server as the signed cookie has a read floor only: current value is write",
+    `Cannot start the floor server as the ${path} floor is a read floor only: current value is write`,
   );
 }
-const handler = build();
+const handler = await build();
 
-process.on("SIGTERM", () => {
-  cleanup();
+process.on("SIGTERM", async () => {
+  await cleanup();
   process.exit(0);
 });
 
