@@ -467,6 +467,7 @@ describe(`Django ${djangoVersion} on PostgreSQL beside CachedStore(RedisStore, P
   let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
   let redisClient: Awaited<ReturnType<(typeof REDIS_CLIENTS)[number]["connect"]>> | undefined;
   let django: DjangoServer;
+  let djangoCached: DjangoServer;
   let tessera: TestServer;
   let cache: RedisStore;
   let started = 0;
@@ -482,6 +483,14 @@ describe(`Django ${djangoVersion} on PostgreSQL beside CachedStore(RedisStore, P
       SESSION_ENGINE: "db",
       ...database.django,
     });
+    // The same project on Django's own cached_db, for the limit the guide
+    // names: its cache is Django's alone.
+    djangoCached = await startDjango({
+      SECRET_KEY: SECRET,
+      SESSION_COOKIE_NAME: COOKIE,
+      SESSION_ENGINE: "cached_db",
+      ...database.django,
+    });
     cache = new RedisStore({ client: redisClient.client, prefix: "tessera.cached:" });
     const durable = new PostgresStore({ client: database.client, format: "django" });
     tessera = serve(tesseraApp(new CachedStore(cache, durable, { cacheTtl: CACHE_TTL })));
@@ -490,6 +499,7 @@ describe(`Django ${djangoVersion} on PostgreSQL beside CachedStore(RedisStore, P
   after(async () => {
     await tessera?.close();
     await django?.stop();
+    await djangoCached?.stop();
     await redisClient?.close();
     await redis?.stop();
     await database?.teardown();
@@ -552,7 +562,25 @@ describe(`Django ${djangoVersion} on PostgreSQL beside CachedStore(RedisStore, P
     assert.deepEqual((await replayed.json() as State).data, {});
   });
 
+  it("Django's own cached_db goes on serving, from its cache, a session Tessera logged out: share with db", async () => {
+    const browser = new Browser("");
+    await visit(browser, `${djangoCached.url}/login?user=34`);
+    const cookie = browser.cookies.get(COOKIE)!;
+    assert.equal((await visit(browser, `${tessera.url}/get`)).data._auth_user_id, "34");
+    await visit(browser, `${tessera.url}/flush`);
+    const replay = async (url: string) =>
+      await (await fetch(`${url}/get`, { headers: { cookie: `${COOKIE}=${cookie}` } }))
+        .json() as State;
+    assert.deepEqual((await replay(django.url)).data, {}, "db: logged out");
+    assert.equal(
+      (await replay(djangoCached.url)).data._auth_user_id,
+      "34",
+      "cached_db: Django's cache still holds the session",
+    );
+  });
+
   it("Django logged no corrupt or suspicious session", () => {
     assert.doesNotMatch(django.stderr(), /Session data corrupted|Traceback/);
+    assert.doesNotMatch(djangoCached.stderr(), /Session data corrupted|Traceback/);
   });
 });
