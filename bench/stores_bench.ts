@@ -2,8 +2,8 @@
 // the same run. Runs under Deno and Bun:
 //   deno run --allow-all bench/stores_bench.ts
 //   bun bench/stores_bench.ts
-// (`npm run bench:stores` runs both.) Starts its own redis-server on a free
-// 127.0.0.1 port, like the tests, and stops it.
+// (`npm run bench:stores` runs both.) Starts its own redis-server and
+// PostgreSQL cluster on free 127.0.0.1 ports, like the tests, and stops them.
 //
 // read  = load(key) of an existing, live session
 // write = save(key, record) of an existing session (an update)
@@ -19,16 +19,20 @@ import {
   CachedStore,
   FileStore,
   MemoryStore,
+  PostgresStore,
   RedisStore,
   type SessionStore,
   SqliteStore,
   type StoredSession,
 } from "../mod.ts";
+import { POSTGRES_CLIENTS, startPostgres } from "../tests/_postgres.ts";
 import { REDIS_CLIENTS, startRedis } from "../tests/_redis.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 0.4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const KEYS = 256;
+// Django's SECRET_KEY, for the rows in Django's format.
+const SECRET = "stores-bench-secret-0123456789abcdefghijklmnopqrstu";
 const RUNTIME = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
 
 interface Engine {
@@ -89,6 +93,7 @@ function median(values: number[]): number {
 
 const dir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
 const redis = await startRedis();
+const postgresServer = await startPostgres();
 const closers: (() => unknown)[] = [];
 try {
   const sqlite = (file: string) => {
@@ -108,6 +113,40 @@ try {
       await prepare(`RedisStore (${kind.name})`, new RedisStore({ client: handle.client })),
     );
   }
+  const pg = await POSTGRES_CLIENTS[0]!.connect(postgresServer.url);
+  closers.push(() => pg.close());
+  const django = <T extends SessionStore>(store: T): T => {
+    store.configure?.({
+      cookieName: "sessionid",
+      cookieAge: 3600,
+      secrets: [SECRET],
+      logger: console,
+    });
+    return store;
+  };
+  engines.push(
+    await prepare(
+      `PostgresStore (${POSTGRES_CLIENTS[0]!.name})`,
+      new PostgresStore({ client: pg.client, table: "bench_native" }),
+    ),
+  );
+  engines.push(
+    await prepare(
+      `PostgresStore, format "django" (${POSTGRES_CLIENTS[0]!.name})`,
+      django(new PostgresStore({ client: pg.client, table: "bench_django", format: "django" })),
+    ),
+  );
+  engines.push(
+    await prepare(
+      "CachedStore (Redis over Postgres, django)",
+      django(
+        new CachedStore(
+          new RedisStore({ client: clients[0]!.client, prefix: "tessera.bench.cached:" }),
+          new PostgresStore({ client: pg.client, table: "bench_cached", format: "django" }),
+        ),
+      ),
+    ),
+  );
   engines.push(
     await prepare(
       "CachedStore (Memory over Sqlite)",
@@ -164,5 +203,6 @@ try {
 } finally {
   for (const close of closers) await close();
   await redis.stop();
+  await postgresServer.destroy();
   rmSync(dir, { recursive: true, force: true });
 }
