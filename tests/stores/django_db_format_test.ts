@@ -379,16 +379,16 @@ for (const make of [sqliteEngine, postgresEngine]) {
         ),
       );
       let interrupted = 0;
-      // Half the deletes start at once, half a few milliseconds later, so
-      // that they land before, during and after the updates.
+      // A third of the deletes start at once, the others up to a few
+      // milliseconds later: they land before, during and after the updates.
       await Promise.all(keys.flatMap((key, i) => [
         store.save(key, { data: '{"v":1}', expiresAt: Date.now() + 60_000 }).catch((error) => {
           if (!(error instanceof SessionInterruptedError)) throw error;
           interrupted++;
         }),
-        new Promise((resolve) => setTimeout(resolve, i % 2 === 0 ? 0 : i % 7)).then(() =>
-          store.delete(key)
-        ),
+        i % 3 === 0
+          ? store.delete(key)
+          : new Promise((resolve) => setTimeout(resolve, i % 7)).then(() => store.delete(key)),
       ]));
       let resurrected = 0;
       for (const key of keys) if (await store.load(key) !== null) resurrected++;
