@@ -189,6 +189,16 @@ interface Statements {
  * Deno.serve(withSessions(handler, { store }));
  * ```
  *
+ * @example Sharing Django's table (the Django project's SECRET_KEY as the secret)
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { PostgresStore, withSessions } from "@tessera/sessions";
+ *
+ * const sql = postgres("postgres://app@127.0.0.1/app", { connect_timeout: 2, backoff: () => 0.05 });
+ * const store = new PostgresStore({ client: sql, format: "django" });
+ * Deno.serve(withSessions(handler, { store, secret: Deno.env.get("DJANGO_SECRET_KEY")! }));
+ * ```
+ *
  * @example With pg's Pool
  * ```ts ignore
  * import pg from "pg";

@@ -135,6 +135,21 @@ const DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1
  * const store = new SqliteStore({ path: `${Deno.makeTempDirSync()}/sessions.sqlite3` });
  * const handler = withSessions(() => new Response("ok"), { store });
  * store.close();
+ * ``` *
+ * @example Sharing the table with a Django project
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getSession, SqliteStore, withSessions } from "@tessera/sessions";
+ *
+ * const store = new SqliteStore({ path: ":memory:", format: "django" });
+ * const handler = withSessions(async (req) => {
+ *   (await getSession(req)).set("color", "blue");
+ *   return new Response("ok");
+ * }, { store, secret: "the Django project's SECRET_KEY, 32 bytes or more" });
+ * assert.equal((await handler(new Request("http://localhost/"))).status, 200);
+ * // Django's format signs with Django's SECRET_KEY: without one, no sessions.
+ * assert.throws(() => withSessions(() => new Response("ok"), { store }), TypeError);
+ * store.close();
  * ```
  */
 export class SqliteStore implements SessionStore {
