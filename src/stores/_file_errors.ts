@@ -21,21 +21,27 @@ export function isMissing(error: unknown): boolean {
 export function missingDenoPermission(
   error: unknown,
   fallback: "read" | "write",
-): "read" | "write" | undefined {
+): DenoPermission | undefined {
   if (!(error instanceof Error) || errorCode(error) !== undefined) return undefined;
   if (error.name !== "NotCapable" && error.name !== "PermissionDenied") return undefined;
-  const kind = /Requires (read|write) access/.exec(error.message)?.[1];
-  if (kind === "read" || kind === "write") return kind;
+  // "all": Deno asks for --allow-all under /dev, /proc and /sys.
+  const kind = /Requires (read|write|all) access/.exec(error.message)?.[1];
+  if (kind === "read" || kind === "write" || kind === "all") return kind;
   return /--allow-/.test(error.message) || error.name === "NotCapable" ? fallback : undefined;
 }
+
+/** A Deno permission the file engine needs. */
+export type DenoPermission = "read" | "write" | "all";
 
 /** The message for a Deno permission that was not given for `directory`. */
 export function denoPermissionMessage(
   action: string,
   directory: string,
-  permission: "read" | "write",
+  permission: DenoPermission,
 ): string {
-  return `Cannot ${action} in '${directory}' as Deno has no ${permission} permission for it: run again with --allow-${permission}=${directory}`;
+  return permission === "all"
+    ? `Cannot ${action} in '${directory}' as Deno grants access to it only with all permissions: run again with --allow-all, or choose another directory`
+    : `Cannot ${action} in '${directory}' as Deno has no ${permission} permission for it: run again with --allow-${permission}=${directory}`;
 }
 
 // What to do about the codes a misconfigured deployment meets.
