@@ -89,7 +89,9 @@ export function untrustedWarning(directory: string, count = 1): string {
   const what = count === 1
     ? "A session file in '" + directory + "' was ignored as it is not"
     : `${count} session files in '${directory}' were ignored as they are not`;
-  return `${what} a regular file owned by this user with mode 0600 (a planted file, a FIFO, socket, device, symlink or directory): remove it, or keep sessions in a directory only the server's user can write`;
+  return `${what} a regular file owned by this user with mode 0600 (a planted file, a FIFO, socket, device, symlink or directory): remove ${
+    count === 1 ? "it" : "them"
+  }, or keep sessions in a directory only the server's user can write`;
 }
 
 /** Why a session file was not read. */
