@@ -150,8 +150,13 @@ export function readStartTrusted(
   }
 }
 
-// ELOOP: a symlink (O_NOFOLLOW); ENXIO: a socket, or a FIFO or device with no
-// other end; EACCES on a file this user does not own: another user's file.
+// ENXIO: a socket, or a device with nothing behind it. ELOOP (EMLINK on
+// FreeBSD): a symlink refused by O_NOFOLLOW, or a loop in the directory's own
+// path; EACCES, EPERM: another user's file, or a directory this user may not
+// search. lstat tells the planted file from the broken directory, which is an
+// error to report.
+const SUSPECT = new Set(["ELOOP", "EMLINK", "EACCES", "EPERM"]);
+
 async function unopened(
   file: string,
   directory: string,
@@ -160,8 +165,8 @@ async function unopened(
 ): Promise<Unread> {
   if (isMissing(error)) return "missing";
   const code = errorCode(error);
-  if (code === "ELOOP" || code === "ENXIO" || code === "EMLINK") return "untrusted";
-  if (code === "EACCES" || code === "EPERM") {
+  if (code === "ENXIO") return "untrusted";
+  if (SUSPECT.has(code ?? "")) {
     const facts = await lstat(file).then(ownershipOf, () => null);
     if (facts !== null && !isTrusted(facts, owner)) return "untrusted";
   }
@@ -176,8 +181,8 @@ function unopenedSync(
 ): Unread {
   if (isMissing(error)) return "missing";
   const code = errorCode(error);
-  if (code === "ELOOP" || code === "ENXIO" || code === "EMLINK") return "untrusted";
-  if (code === "EACCES" || code === "EPERM") {
+  if (code === "ENXIO") return "untrusted";
+  if (SUSPECT.has(code ?? "")) {
     let facts: Ownership | null = null;
     try {
       facts = ownershipOf(lstatSync(file));
