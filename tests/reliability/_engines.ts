@@ -7,7 +7,7 @@
 // properties of its own (cookie_fuzz_test.ts).
 
 import { Buffer } from "node:buffer";
-import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -149,13 +149,17 @@ export const ENGINES: readonly Engine[] = [
       const store = new FileStore({ path });
       return Promise.resolve({
         store,
-        files: /^sessionid[a-z0-9]{8,40}$/,
+        // Session files and the tombstones logouts leave.
+        files: /^sessionid[a-z0-9]{8,40}(\.gone)?$/,
         plant(key, data, expiresAt) {
+          // A new session under a key that was logged out: its tombstone,
+          // which keeps a logged-out key dead for a while, is gone first.
+          rmSync(`${store.fileOf(key)}.gone`, { force: true });
           const head = encoder.encode(`${expiresAt}\n`);
           const file = new Uint8Array(head.length + data.length);
           file.set(head);
           file.set(data, head.length);
-          writeFileSync(store.fileOf(key), file);
+          writeFileSync(store.fileOf(key), file, { mode: 0o600 });
           // The engine's sweeper reads the expiry from the modification time.
           utimesSync(store.fileOf(key), new Date(), new Date(expiresAt));
           return Promise.resolve();
