@@ -71,7 +71,7 @@ describe("the demo app", () => {
     assert.equal((await browser.fetch("/nowhere")).status, 404);
   });
 
-  it("keeps only session files in its directory", () => {
-    for (const name of readdirSync(dir)) assert.match(name, /^sessionid[a-z0-9]{32}$/);
+  it("keeps only session files, and the tombstones of logouts, in its directory", () => {
+    for (const name of readdirSync(dir)) assert.match(name, /^sessionid[a-z0-9]{32}(\.gone)?$/);
   });
 });
