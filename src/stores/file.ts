@@ -79,6 +79,15 @@ export interface FileStoreOptions {
    * ```
    */
   staleTempAfter?: number;
+  /**
+   * Whether a write is flushed to disk (`fsync` of the file, then of the
+   * directory) before it is acknowledged, so that it survives a power loss
+   * or a kernel crash, and not only a killed process. Each save then waits
+   * for the disk: on a disk without a write cache, several milliseconds.
+   *
+   * @default {false}
+   */
+  durable?: boolean;
 }
 
 // A temp file is named after its target plus this and a random suffix; the
@@ -153,6 +162,7 @@ export class FileStore implements SessionStore {
   #prefix: string;
   readonly #prefixGiven: boolean;
   readonly #staleTempAfter: number;
+  readonly #durable: boolean;
   #cookieAge = 1_209_600;
   #logger: Logger = console;
 
@@ -202,6 +212,14 @@ export class FileStore implements SessionStore {
       );
     }
     this.#staleTempAfter = staleTempAfter;
+    if (options.durable !== undefined && typeof options.durable !== "boolean") {
+      throw new TypeError(
+        `Cannot create a FileStore as 'durable' must be true or false: current value is ${
+          JSON.stringify(options.durable)
+        }`,
+      );
+    }
+    this.#durable = options.durable ?? false;
     this.path = path;
     this.#prefix = options.prefix ?? "sessionid";
     this.#prefixGiven = options.prefix !== undefined;
@@ -380,6 +398,9 @@ export class FileStore implements SessionStore {
       await this.#removeLoggedOut(file);
       throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
     }
+    // The file's new name is an entry of the directory: durable once the
+    // directory is.
+    if (this.#durable) await this.#syncDirectory("write a session file");
     return key;
   }
 
@@ -408,6 +429,7 @@ export class FileStore implements SessionStore {
     } catch (error) {
       if (!isMissing(error)) throw fileError("delete a session file", this.path, error);
     }
+    if (this.#durable) await this.#syncDirectory("delete a session file");
   }
 
   /**
@@ -521,6 +543,18 @@ export class FileStore implements SessionStore {
     }
   }
 
+  async #syncDirectory(action: string): Promise<void> {
+    let handle;
+    try {
+      handle = await open(this.path, "r");
+      await handle.sync();
+    } catch (error) {
+      throw fileError(action, this.path, error);
+    } finally {
+      await handle?.close().catch(() => {});
+    }
+  }
+
   async #removeLoggedOut(file: string): Promise<void> {
     try {
       await unlink(file);
@@ -541,6 +575,7 @@ export class FileStore implements SessionStore {
       await handle.writeFile(`${record.expiresAt}\n${record.data}`);
       const seconds = record.expiresAt / 1000;
       await handle.utimes(Date.now() / 1000, seconds);
+      if (this.#durable) await handle.sync();
       await handle.close();
     } catch (error) {
       await handle.close().catch(() => {});
