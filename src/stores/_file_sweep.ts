@@ -198,7 +198,8 @@ export async function sweepFiles(
       "Cannot sweep as the prefix must not be empty, or any file named like a key would be judged",
     );
   }
-  const probe = join(target.path, target.prefix + generateKey()) + target.tempMark +
+  const probe = () =>
+    join(target.path, target.prefix + generateKey()) + target.tempMark +
     generateKey().slice(0, 12);
   const owner = await processUser(probe, target.path);
   const sweep = new Sweep(target, owner, options, internals);

@@ -29,12 +29,15 @@ let user: number | null | undefined;
  * The uid of this process's user, which owns the files it writes; null where
  * the platform has no owners (Windows). Deno asks for --allow-sys=uid to tell
  * it, which a server that stores sessions in files should not need: without
- * it, the uid is read from a probe file written (and removed) at `probe`, a
- * name of the engine's temp file form in the session directory.
+ * it, the uid is read from a probe file written (and removed) at the name
+ * `probe()` gives, one of the engine's temp file form in the session directory.
  *
  * @throws {Error} when neither way is allowed, saying which permission to give.
  */
-export async function processUser(probe: string, directory: string): Promise<number | null> {
+export async function processUser(
+  probe: () => string,
+  directory: string,
+): Promise<number | null> {
   if (user !== undefined) return user;
   if (process.getuid === undefined) return user = null;
   try {
@@ -42,9 +45,10 @@ export async function processUser(probe: string, directory: string): Promise<num
   } catch (error) {
     if (missingDenoPermission(error, "read") === undefined) throw error;
   }
+  const file = probe();
   let handle;
   try {
-    handle = await open(probe, "wx", 0o600);
+    handle = await open(file, "wx", 0o600);
   } catch (error) {
     throw new Error(
       `Cannot check who owns the session files in '${directory}' as Deno may neither tell this process's uid nor write there: run again with --allow-sys=uid or --allow-write=${directory}`,
@@ -55,7 +59,7 @@ export async function processUser(probe: string, directory: string): Promise<num
     user = (await handle.stat()).uid;
   } finally {
     await handle.close().catch(() => {});
-    await unlink(probe).catch(() => {});
+    await unlink(file).catch(() => {});
   }
   return user;
 }

@@ -137,7 +137,16 @@ export function setFileStoreInternals(store: FileStore, internals: FileStoreInte
  * go to a temp file in the same directory that is then linked (a new key:
  * fails if the key exists) or renamed (an update) into place, so a reader
  * or a crash never sees a torn file. An update of a file that a concurrent
- * logout removed fails instead of bringing the session back.
+ * logout removed fails instead of bringing the session back: a logout leaves
+ * a tombstone (the file's name plus `.gone`) that every write checks after
+ * its rename, and that the sweeper removes once older than `staleTempAfter`.
+ *
+ * Only the engine's own files are believed: a regular file owned by the
+ * server's user with mode `0600`. Anything else at a session's name (a FIFO,
+ * socket, device, symlink, directory, or a file another user planted) is
+ * never followed, blocked on or read: it loads as no session, with a
+ * security warning through the logger. The engine does not `fsync` unless
+ * `durable` is set; see docs/security.md for what survives a crash.
  *
  * @example Sessions in a directory of their own
  * ```ts
@@ -502,7 +511,7 @@ export class FileStore implements SessionStore {
   }
 
   #user(): Promise<number | null> {
-    return processUser(this.#tempOf(this.fileOf(generateKey())), this.path);
+    return processUser(() => this.#tempOf(this.fileOf(generateKey())), this.path);
   }
 
   #tempOf(file: string): string {
