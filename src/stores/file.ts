@@ -295,7 +295,9 @@ export class FileStore implements SessionStore {
   }
 
   /**
-   * The live session stored under `key`, or `null`.
+   * The live session stored under `key`, or `null`: also for anything at its
+   * name that is not the engine's own file, which is logged as a security
+   * warning and never read.
    *
    * @example
    * ```ts
@@ -324,7 +326,8 @@ export class FileStore implements SessionStore {
   }
 
   /**
-   * Whether a file exists for `key`.
+   * Whether a session file of the engine's own exists for `key` (a regular
+   * file of this user with mode `0600`, not logged out).
    *
    * @example
    * ```ts
