@@ -35,7 +35,7 @@
  * @module
  */
 
-export { getSession, withSessions } from "./src/middleware.ts";
+export { getSession, sessionCookieHeader, withSessions } from "./src/middleware.ts";
 export type { SameSite, SessionOptions } from "./src/options.ts";
 export { type ExpiryOptions, Session, type SessionConfig } from "./src/session.ts";
 export { JSON_SERIALIZER, type Serializer, type SessionData } from "./src/serializer.ts";
@@ -64,5 +64,20 @@ export {
 } from "./src/signing.ts";
 export { SqliteStore, type SqliteStoreOptions } from "./src/stores/sqlite.ts";
 export { type RedisCommandClient, RedisStore, type RedisStoreOptions } from "./src/stores/redis.ts";
+export {
+  type PostgresClient,
+  type PostgresRow,
+  PostgresStore,
+  type PostgresStoreOptions,
+} from "./src/stores/postgres.ts";
 export { CachedStore } from "./src/stores/cached.ts";
+export {
+  type DenoKv,
+  type DenoKvAtomicOperation,
+  type DenoKvEntry,
+  type DenoKvKey,
+  KvStore,
+  type KvStoreOptions,
+} from "./src/stores/kv.ts";
 export type { SweepOptions, SweepReport } from "./src/stores/store.ts";
+export { startSweeper, type Sweeper, type SweeperOptions } from "./src/sweeper.ts";

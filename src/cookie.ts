@@ -7,6 +7,8 @@ export interface CookieAttributes {
   secure: boolean;
   httpOnly: boolean;
   sameSite: "Lax" | "Strict" | "None" | false;
+  /** `Partitioned` (CHIPS); absent means false. */
+  partitioned?: boolean;
 }
 
 const EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT";
@@ -22,12 +24,25 @@ const LAST_HTTP_DATE = Date.UTC(9999, 11, 31, 23, 59, 59);
 export function readCookie(header: string | null, name: string): string | undefined {
   if (header === null || !header.includes(name)) return undefined;
   const length = header.length;
+  // The first "=" at or after `start`. Searching for it afresh in every
+  // segment would rescan the rest of the header each time, quadratic in a
+  // header of "x;x;x;..."; found once, it serves every segment up to it,
+  // and the segments before the one that holds it are skipped unread, as
+  // none of them is a pair.
+  let equals = -1;
   let start = 0;
   while (start < length) {
+    if (equals < start) {
+      equals = header.indexOf("=", start);
+      if (equals === -1) return undefined;
+    }
     let end = header.indexOf(";", start);
     if (end === -1) end = length;
-    const equals = header.indexOf("=", start);
-    if (equals !== -1 && equals < end && header.slice(start, equals).trim() === name) {
+    if (equals > end) {
+      start = header.lastIndexOf(";", equals) + 1;
+      continue;
+    }
+    if (equals - start >= name.length && header.slice(start, equals).trim() === name) {
       const value = header.slice(equals + 1, end).trim();
       return value.length >= 2 && value.startsWith('"') && value.endsWith('"')
         ? value.slice(1, -1)
@@ -46,6 +61,7 @@ export function formatAttributes(attributes: CookieAttributes): string {
   if (attributes.secure) text += "; Secure";
   if (attributes.httpOnly) text += "; HttpOnly";
   if (attributes.sameSite !== false) text += `; SameSite=${attributes.sameSite}`;
+  if (attributes.partitioned === true) text += "; Partitioned";
   return text;
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from "./logger.ts";
 import { JSON_SERIALIZER, type Serializer } from "./serializer.ts";
 import type { SessionConfig } from "./session.ts";
 import { FileStore } from "./stores/file.ts";
+import { sealStore } from "./stores/_sealed.ts";
 import type { SessionStore } from "./stores/store.ts";
 
 /** The `SameSite` values a session cookie can have; `false` omits it. */
@@ -121,6 +122,17 @@ export interface SessionOptions {
    */
   cookieSameSite?: SameSite;
   /**
+   * Whether the cookie carries `Partitioned` (CHIPS): a browser then keeps a
+   * separate cookie for each top-level site that embeds this one, as an app
+   * inside another site's iframe needs now that browsers block third-party
+   * cookies. It requires `cookieSecure`; a cross-site embed also needs
+   * `cookieSameSite: "None"`. The deletion cookie carries it too, or the
+   * browser would not match it to the cookie it deletes.
+   *
+   * @default {false}
+   */
+  cookiePartitioned?: boolean;
+  /**
    * Whether sessions end when the browser closes
    * (`SESSION_EXPIRE_AT_BROWSER_CLOSE`); `setExpiry` overrides it.
    *
@@ -158,15 +170,26 @@ export interface SessionOptions {
   /**
    * The signing secret (`SECRET_KEY`), or a list whose first entry signs and
    * whose every entry verifies (`SECRET_KEY_FALLBACKS`). Each must be at
-   * least 32 bytes. Required by the signed-cookie engine.
+   * least 32 bytes. Required by the signed-cookie engine. With a secret,
+   * every server-side engine stores each session signed (its key, expiry and
+   * data together) and ignores, with a warning, any record it did not sign:
+   * a session is only ever what this application wrote. Without one, anyone
+   * who can write the store can make a session.
    *
    * @default {undefined}
-   * @example
-   * ```ts
-   * const secret = ["the-new-secret-of-at-least-32-bytes", "the-old-secret-of-at-least-32-bytes"];
-   * ```
    */
   secret?: string | readonly string[];
+  /**
+   * Load a stored session that carries no signature (one written before
+   * `secret` was set) and sign it on this request, instead of ignoring it.
+   * For the move to a secret only: set it for one `cookieAge` after adding
+   * the secret, then remove it, since while it is on, a record planted in
+   * the store is accepted as it was before. A record with a signature that
+   * does not verify is ignored either way.
+   *
+   * @default {false}
+   */
+  acceptUnsignedRecords?: boolean;
   /**
    * Where store failures and ignored corrupt sessions are reported.
    *
@@ -181,6 +204,8 @@ export interface SessionOptions {
 
 /** The options after validation, with defaults filled in and attributes preformatted. */
 export interface ResolvedOptions extends SessionConfig {
+  /** The store as given (or the default), without the signing layer: what a sweep works on. */
+  engine: SessionStore;
   cookieName: string;
   saveEveryRequest: boolean;
   secrets: readonly string[];
@@ -197,10 +222,12 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   "cookieSecure",
   "cookieHttpOnly",
   "cookieSameSite",
+  "cookiePartitioned",
   "expireAtBrowserClose",
   "saveEveryRequest",
   "serializer",
   "secret",
+  "acceptUnsignedRecords",
   "logger",
 ]);
 
@@ -271,6 +298,14 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
   const expireAtBrowserClose = boolean("expireAtBrowserClose", options.expireAtBrowserClose, false);
   const saveEveryRequest = boolean("saveEveryRequest", options.saveEveryRequest, false);
   const cookieSameSite = sameSite(options.cookieSameSite);
+  const cookiePartitioned = boolean("cookiePartitioned", options.cookiePartitioned, false);
+  if (cookiePartitioned && !cookieSecure) {
+    invalid(
+      "cookieSecure",
+      "true when 'cookiePartitioned' is true, as browsers drop Partitioned cookies that are not Secure",
+      cookieSecure,
+    );
+  }
 
   if (cookieSameSite === "None" && !cookieSecure) {
     invalid(
@@ -302,14 +337,21 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
   if (!hasMethods(logger, ["warn", "error"])) {
     invalid("logger", "an object with warn() and error() methods, such as console", logger);
   }
-  const store = options.store ?? new FileStore();
+  const store: SessionStore = options.store ?? new FileStore();
   if (!hasMethods(store, ["load", "exists", "create", "save", "delete", "clearExpired"])) {
     invalid("store", "a session store such as new FileStore() or new MemoryStore()", store);
+  }
+  const acceptUnsigned = boolean("acceptUnsignedRecords", options.acceptUnsignedRecords, false);
+  if (acceptUnsigned && secrets.length === 0) {
+    invalid("acceptUnsignedRecords", "false unless 'secret' is given", acceptUnsigned);
   }
   store.configure?.({ cookieName, cookieAge, secrets, logger });
 
   return {
-    store,
+    engine: store,
+    store: secrets.length === 0 || store.authenticatesRecords === true
+      ? store
+      : sealStore(store, { secrets, logger, acceptUnsigned }),
     cookieName,
     cookieAge,
     expireAtBrowserClose,
@@ -323,6 +365,7 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
       secure: cookieSecure,
       httpOnly: cookieHttpOnly,
       sameSite: cookieSameSite,
+      partitioned: cookiePartitioned,
     }),
   };
 }

@@ -29,7 +29,9 @@ export type SessionData = Record<string, unknown>;
  */
 export interface Serializer {
   /**
-   * The data as text.
+   * The data as text. Throws a `TypeError` if a value no longer survives the
+   * round trip (it was changed in place after `set()`): the save then fails
+   * rather than store something else.
    *
    * @example
    * ```ts
@@ -72,7 +74,15 @@ export interface Serializer {
  * Django's default serializer: compact JSON. It accepts exactly the values
  * JSON represents faithfully (strings, finite numbers, booleans, `null`,
  * arrays and plain objects of them) and rejects the rest: a function,
- * `undefined`, a `Date`, a `Map`, a `BigInt`, `NaN`, a sparse array, a cycle.
+ * `undefined`, a `Date`, a `Map`, a `BigInt`, `NaN`, a sparse array, an
+ * array with properties besides its items, a property that is not
+ * enumerable, a cycle. `-0` is accepted and comes back as `0`, as JSON has
+ * no negative zero (the two are `===`).
+ *
+ * `stringify` checks the whole data again, since a value can be changed in
+ * place after `set()` checked it: a session that no longer fits JSON fails
+ * to save with a `TypeError` naming the key, instead of being written
+ * changed.
  *
  * @example Round trip
  * ```ts
@@ -85,6 +95,17 @@ export interface Serializer {
  */
 export const JSON_SERIALIZER: Serializer = {
   stringify(data: SessionData): string {
+    // A value can be changed in place after set() checked it; check it again
+    // here rather than write what JSON.stringify would silently turn a Date
+    // into or drop a function from.
+    for (const [name, value] of Object.entries(data)) {
+      const problem = findUnfaithfulJson(value, name, []);
+      if (problem !== null) {
+        throw new TypeError(
+          `Cannot save the session as JSON cannot represent '${name}' faithfully, which was changed in place after set(): ${problem}`,
+        );
+      }
+    }
     return JSON.stringify(data);
   },
   parse(text: string): SessionData {
@@ -126,11 +147,23 @@ function findUnfaithfulJson(
   ancestors.push(value);
   try {
     if (Array.isArray(value)) {
+      if (Object.getPrototypeOf(value) !== Array.prototype) {
+        const kind = (value as { constructor?: { name?: string } }).constructor?.name ?? "array";
+        return `${path} is a ${kind}, not a plain array (copy it first with [...array])`;
+      }
       for (let i = 0; i < value.length; i++) {
         if (!(i in value)) return `${path}[${i}] is a hole in a sparse array`;
         const problem = findUnfaithfulJson(value[i], `${path}[${i}]`, ancestors);
         if (problem !== null) return problem;
       }
+      // JSON keeps an array's items only: "length" is the one other own
+      // property a plain array has.
+      const names = Object.getOwnPropertyNames(value);
+      if (names.length !== value.length + 1) {
+        const extra = names.find((name) => name !== "length" && !isIndex(name, value.length));
+        return `${path} is an array with a property '${extra}' that JSON leaves out (copy the items first with [...array])`;
+      }
+      if (Object.getOwnPropertySymbols(value).length > 0) return `${path} has symbol keys`;
       return null;
     }
     const prototype = Object.getPrototypeOf(value);
@@ -141,7 +174,13 @@ function findUnfaithfulJson(
     if (Object.getOwnPropertySymbols(value).length > 0) {
       return `${path} has symbol keys`;
     }
-    for (const [key, item] of Object.entries(value)) {
+    const entries = Object.entries(value);
+    const names = Object.getOwnPropertyNames(value);
+    if (names.length !== entries.length) {
+      const hidden = names.find((name) => !Object.prototype.propertyIsEnumerable.call(value, name));
+      return `${path} has a property '${hidden}' that is not enumerable, which JSON leaves out`;
+    }
+    for (const [key, item] of entries) {
       const problem = findUnfaithfulJson(item, `${path}.${key}`, ancestors);
       if (problem !== null) return problem;
     }
@@ -149,4 +188,9 @@ function findUnfaithfulJson(
   } finally {
     ancestors.pop();
   }
+}
+
+function isIndex(name: string, length: number): boolean {
+  const index = Number(name);
+  return Number.isInteger(index) && index >= 0 && index < length && String(index) === name;
 }

@@ -298,9 +298,18 @@ export class Session<T extends object = SessionData> {
   /**
    * Stores `value` under `key` and marks the session modified.
    *
+   * The value is kept by reference, as in Django: a change made to it in
+   * place later (`session.get("cart").push(item)`) does not mark the session
+   * modified, but is saved whenever the session is. A value changed in place
+   * into something JSON cannot hold (a cycle, a `Date`, a function) fails
+   * that save with a `TypeError` naming the key; the middleware logs it and
+   * answers 500, and the stored session stays as it was. `-0` is saved as
+   * `0` (JSON has no negative zero; the two are `===`).
+   *
    * @throws {TypeError} if JSON cannot represent `value` faithfully (a
-   * function, `undefined`, a `Date`, a `Map`, a `BigInt`, a cycle), or if
-   * `key` is `_session_expiry` (use `setExpiry`).
+   * function, `undefined`, a `Date`, a `Map`, a `BigInt`, `NaN`, a cycle, a
+   * sparse array, an array with properties besides its items), or if `key`
+   * is `_session_expiry` (use `setExpiry`).
    * @example
    * ```ts
    * import assert from "node:assert/strict";
@@ -310,6 +319,11 @@ export class Session<T extends object = SessionData> {
    * const session = new Session(null, config);
    * session.set("cart", [1, 2]);
    * assert.throws(() => session.set("when", new Date() as never), TypeError);
+   * assert.throws(() => session.set("tagged", Object.assign([1], { tag: "x" })), TypeError);
+   *
+   * const cart = session.get("cart") as unknown[];
+   * cart.push(new Date()); // changed in place into what JSON cannot hold
+   * await assert.rejects(session.save(), { name: "TypeError", message: /'cart'.*cart\[2\] is a Date/ });
    * ```
    */
   set<K extends keyof T & string>(key: K, value: T[K]): void {

@@ -4,9 +4,12 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  CookieStore,
   FileStore,
   getSession,
+  JSON_SERIALIZER,
   MemoryStore,
+  sessionCookieHeader,
   type SessionOptions,
   type SessionStore,
   type StoredSession,
@@ -387,6 +390,30 @@ describe("withSessions(): saveEveryRequest", () => {
     assert.ok((await store.load(key))!.expiresAt > before);
   });
 
+  it("varies by cookie when it refreshes the cookie of a session the handler never touched (CVE-2026-35192)", async () => {
+    const store = new MemoryStore();
+    const browser = start(async (req) => {
+      if (new URL(req.url).pathname === "/login") (await getSession(req)).set("user", "ada");
+      return new Response("a page a shared cache could store", {
+        headers: { "cache-control": "public, max-age=600", vary: "Accept-Encoding" },
+      });
+    }, { store, saveEveryRequest: true });
+    await browser.text("/login");
+    const key = sessionCookieOf(browser)!;
+    const { response } = await browser.text("/page");
+    assert.match(response.headers.get("set-cookie")!, new RegExp(`^sessionid=${key}; `));
+    assert.equal(response.headers.get("vary"), "Accept-Encoding, Cookie");
+  });
+
+  it("varies by cookie when it deletes the cookie of an unknown key the handler never touched", async () => {
+    const browser = start(() => new Response("static"), { saveEveryRequest: true });
+    const { response } = await browser.text("/", {
+      headers: { cookie: "sessionid=unknownunknownunknown000000000000" },
+    });
+    assert.match(response.headers.get("set-cookie")!, /^sessionid=; /);
+    assert.equal(response.headers.get("vary"), "Cookie");
+  });
+
   it("writes nothing for a request without a cookie or with an unknown key (no CVE-2015-5143)", async () => {
     const store = new MemoryStore();
     const browser = start(() => new Response("static"), { store, saveEveryRequest: true });
@@ -607,5 +634,323 @@ describe("withSessions(): what a store can ask of the core", () => {
       logger.errors[0]!.message,
       /would be 41\d\d bytes, over the 4096-byte limit.*server-side engine/,
     );
+  });
+});
+
+/** Calls `handler` wrapped in withSessions directly, as a runtime would. */
+function wrap<R extends Response | undefined>(
+  handler: (req: Request) => R | Promise<R>,
+  options: SessionOptions,
+): (cookie?: string) => Promise<R> {
+  const wrapped = withSessions(handler, options);
+  return (cookie) =>
+    wrapped(new Request("http://localhost/", cookie === undefined ? {} : { headers: { cookie } }));
+}
+
+/** A store holding one live session `{"user":"ada"}`, and its cookie. */
+async function loggedIn(store: SessionStore = new MemoryStore()): Promise<{
+  store: SessionStore;
+  key: string;
+  cookie: string;
+}> {
+  const key = await store.create({ data: '{"user":"ada"}', expiresAt: Date.now() + 60_000 });
+  return { store, key, cookie: `sessionid=${key}` };
+}
+
+describe("withSessions(): what a runtime hands back", () => {
+  it("passes through the undefined a handler returns after Bun's upgrade, and saves the session", async () => {
+    const { store, key, cookie } = await loggedIn();
+    const logger = new RecordingLogger();
+    const call = wrap(async (req) => {
+      const session = await getSession(req);
+      session.set("socket", "open");
+      return undefined; // if (server.upgrade(req)) return;
+    }, { store, logger });
+    assert.equal(await call(cookie), undefined);
+    assert.deepEqual(JSON.parse((await store.load(key))!.data), { user: "ada", socket: "open" });
+    assert.deepEqual(logger.errors, []);
+  });
+
+  it("passes through a 101 response untouched, and saves the session", async () => {
+    const { store, key, cookie } = await loggedIn();
+    const upgrade = new Response(null, { status: 101, headers: { upgrade: "websocket" } });
+    const call = wrap(async (req) => {
+      (await getSession(req)).set("socket", "open");
+      return upgrade;
+    }, { store });
+    const response = await call(cookie);
+    assert.equal(response, upgrade);
+    assert.deepEqual([...response.headers], [["upgrade", "websocket"]]);
+    assert.deepEqual(JSON.parse((await store.load(key))!.data), { user: "ada", socket: "open" });
+  });
+
+  it("passes through Response.error() untouched and saves nothing, as for a 5xx", async () => {
+    const { store, key, cookie } = await loggedIn();
+    const failure = Response.error();
+    const call = wrap(async (req) => {
+      (await getSession(req)).set("lost", true);
+      return failure;
+    }, { store });
+    const response = await call(cookie);
+    assert.equal(response, failure);
+    assert.equal(response.status, 0);
+    assert.equal(response.headers.get("set-cookie"), null);
+    assert.deepEqual(JSON.parse((await store.load(key))!.data), { user: "ada" });
+  });
+
+  it("does not store a new session after an upgrade without its cookie, and says what to do", async () => {
+    const store = new MemoryStore();
+    const logger = new RecordingLogger();
+    const call = wrap(async (req) => {
+      (await getSession(req)).set("socket", "open");
+      return undefined;
+    }, { store, logger });
+    assert.equal(await call(), undefined);
+    assert.equal(store.size, 0, "no record whose key no client can ever send");
+    assert.equal(logger.warnings.length, 1);
+    assert.match(
+      logger.warnings[0]!,
+      /^Cannot save a new session after a WebSocket upgrade .*sessionCookieHeader\(req\)/,
+    );
+  });
+
+  it("only logs a save that fails after an upgrade", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-mw-"));
+    const { key, cookie } = await loggedIn(new FileStore({ path: dir }));
+    const logger = new RecordingLogger();
+    const call = wrap(async (req) => {
+      (await getSession(req)).set("socket", "open");
+      rmSync(dir, { recursive: true }); // the disk goes away during the upgrade
+      return undefined;
+    }, { store: new FileStore({ path: dir }), logger });
+    assert.equal(await call(cookie), undefined);
+    assert.equal(logger.errors.length, 1);
+    assert.match(logger.errors[0]!.message, /^Cannot save the session: the session store failed$/);
+    assert.ok(!JSON.stringify(logger.errors).includes(key));
+  });
+
+  it("only logs a save after an upgrade that a concurrent logout interrupted", async () => {
+    const { store, cookie } = await loggedIn();
+    const logger = new RecordingLogger();
+    const call = wrap(async (req) => {
+      const session = await getSession(req);
+      session.set("socket", "open");
+      await store.delete(session.sessionKey!);
+      return undefined;
+    }, { store, logger });
+    assert.equal(await call(cookie), undefined);
+    assert.match(
+      logger.warnings[0]!,
+      /^Cannot save the session after a WebSocket upgrade: .*deleted/,
+    );
+    assert.equal(await store.exists(cookie.slice("sessionid=".length)), false, "the logout stands");
+  });
+
+  it("answers 500 and logs any failure after the handler, never rejecting", async () => {
+    const logger = new RecordingLogger();
+    const call = wrap(async (req) => {
+      (await getSession(req)).set("x", 1);
+      return new Response("ok");
+    }, {
+      logger,
+      serializer: {
+        ...JSON_SERIALIZER,
+        stringify() {
+          throw new Error("the serializer broke");
+        },
+      },
+    });
+    const response = await call();
+    assert.equal(response.status, 500);
+    assert.equal(await response.text(), "Internal Server Error");
+    assert.equal(response.headers.get("set-cookie"), null);
+    assert.equal(logger.errors.length, 1);
+    assert.equal(
+      logger.errors[0]!.message,
+      "Cannot complete the session after the handler as it failed",
+    );
+    assert.equal((logger.errors[0]!.error as Error).message, "the serializer broke");
+  });
+});
+
+describe("sessionCookieHeader()", () => {
+  it("saves a new session now and gives its Set-Cookie, which the response repeats without a second save", async () => {
+    const store = new CountingStore();
+    let early: string | null = null;
+    const call = wrap(async (req) => {
+      (await getSession(req)).set("socket", "open");
+      early = await sessionCookieHeader(req);
+      return new Response("the upgrade failed", { status: 400 });
+    }, { store });
+    const response = await call();
+    assert.match(
+      early!,
+      /^sessionid=[a-z0-9]{32}; Expires=.*; Max-Age=1209600; Path=\/; HttpOnly; SameSite=Lax$/,
+    );
+    assert.equal(store.inner.size, 1);
+    assert.equal(store.calls, 1, "one create, no second save");
+    assert.equal(response.headers.get("set-cookie"), early);
+    assert.equal(response.headers.get("vary"), "Cookie");
+  });
+
+  it("gives null for a session that did not change, and the deletion for one emptied", async () => {
+    const { store, cookie } = await loggedIn();
+    const seen: (string | null)[] = [];
+    const call = wrap(async (req) => {
+      const session = await getSession(req);
+      seen.push(await sessionCookieHeader(req));
+      await session.flush();
+      seen.push(await sessionCookieHeader(req));
+      return undefined;
+    }, { store });
+    await call(cookie);
+    assert.deepEqual(seen, [
+      null,
+      "sessionid=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+    ]);
+  });
+
+  it("gives the refreshed cookie of an untouched session with saveEveryRequest, saving it once", async () => {
+    const { cookie, key } = await loggedIn();
+    const store = new CountingStore();
+    await store.inner.save(key, { data: '{"user":"ada"}', expiresAt: Date.now() + 60_000 }, true);
+    let early: string | null = null;
+    const call = wrap(async (req) => {
+      early = await sessionCookieHeader(req);
+      return undefined;
+    }, { store, saveEveryRequest: true });
+    await call(cookie);
+    assert.match(early!, new RegExp(`^sessionid=${key}; `));
+    assert.equal(store.calls, 2, "one load, one save");
+  });
+
+  it("saves changes made after it under the same key when the handler upgrades", async () => {
+    const store = new MemoryStore();
+    let early: string | null = null;
+    const call = wrap(async (req) => {
+      const session = await getSession(req);
+      session.set("a", 1);
+      early = await sessionCookieHeader(req);
+      session.set("b", 2);
+      return undefined;
+    }, { store });
+    await call();
+    const key = /^sessionid=([a-z0-9]{32});/.exec(early!)![1]!;
+    assert.deepEqual(JSON.parse((await store.load(key))!.data), { a: 1, b: 2 });
+    assert.equal(store.size, 1);
+  });
+
+  it("gives a signed-cookie session's cookie, and warns of changes made after it that an upgrade loses", async () => {
+    const logger = new RecordingLogger();
+    let early: string | null = null;
+    const secret = "a-secret-of-at-least-32-bytes-for-tests";
+    const call = wrap(async (req) => {
+      const session = await getSession(req);
+      session.set("a", 1);
+      early = await sessionCookieHeader(req);
+      session.set("b", 2); // lives only in a cookie the client can no longer get
+      return undefined;
+    }, { store: new CookieStore(), secret, logger });
+    assert.equal(await call(), undefined);
+    const check = wrap(async (req) => Response.json((await getSession(req)).items()), {
+      store: new CookieStore(),
+      secret,
+    });
+    assert.deepEqual(await (await check(early!.split(";")[0]!)).json(), [["a", 1]]);
+    assert.equal(logger.warnings.length, 1);
+    assert.match(
+      logger.warnings[0]!,
+      /^Cannot send the session's new cookie after a WebSocket upgrade/,
+    );
+  });
+
+  it("throws a clear error naming withSessions outside of it", async () => {
+    await assert.rejects(sessionCookieHeader(new Request("http://localhost/")), {
+      name: "Error",
+      message:
+        /^Cannot get the session cookie as this request is not being handled inside withSessions\(\)/,
+    });
+  });
+});
+
+describe("withSessions(): values changed in place after set()", () => {
+  const cases: [string, (value: { list: unknown[] }) => void, RegExp][] = [
+    [
+      "into a cycle",
+      (value) => value.list.push(value),
+      /'cart'.*cart\.list\[0\] refers back to itself \(a cycle\)/,
+    ],
+    ["to hold a Date", (value) => value.list.push(new Date()), /'cart'.*cart\.list\[0\] is a Date/],
+    [
+      "to hold a function",
+      (value) => value.list.push(() => 1),
+      /'cart'.*cart\.list\[0\] is a function/,
+    ],
+    [
+      "to give an array a property",
+      (value) => Object.assign(value.list, { note: "x" }),
+      /'cart'.*cart\.list is an array with a property 'note'/,
+    ],
+  ];
+  for (const [what, change, message] of cases) {
+    it(`answers 500 with a logged error naming the key for a value changed ${what}, and keeps the stored session`, async () => {
+      const { store, key, cookie } = await loggedIn();
+      const logger = new RecordingLogger();
+      const call = wrap(async (req) => {
+        const session = await getSession(req);
+        const cart = { list: [] as unknown[] };
+        session.set("cart", cart);
+        change(cart);
+        return new Response("ok");
+      }, { store, logger });
+      const response = await call(cookie);
+      assert.equal(response.status, 500);
+      assert.equal(response.headers.get("set-cookie"), null);
+      assert.equal(logger.errors.length, 1);
+      assert.match(logger.errors[0]!.message, /^Cannot save the session as JSON cannot represent/);
+      assert.match(logger.errors[0]!.message, message);
+      assert.deepEqual(JSON.parse((await store.load(key))!.data), { user: "ada" });
+    });
+  }
+
+  it("saves a value changed in place through get() when it still fits JSON and the session is marked", async () => {
+    const { store, key, cookie } = await loggedIn();
+    const call = wrap(async (req) => {
+      const session = await getSession(req);
+      session.set("cart", [1]);
+      (session.get("cart") as number[]).push(2);
+      return new Response("ok");
+    }, { store });
+    assert.equal((await call(cookie)).status, 200);
+    assert.deepEqual(JSON.parse((await store.load(key))!.data), { user: "ada", cart: [1, 2] });
+  });
+
+  it("saves -0 as 0", async () => {
+    const store = new MemoryStore();
+    const browser = start(async (req) => {
+      const session = await getSession(req);
+      if (new URL(req.url).pathname === "/set") session.set("n", -0);
+      const n = session.get("n") as number;
+      return new Response(Object.is(n, -0) ? "-0" : String(n));
+    }, { store });
+    assert.equal((await browser.text("/set")).body, "-0", "as set, within the request");
+    assert.equal((await browser.text("/read")).body, "0", "as saved, on the next one");
+  });
+
+  it("refuses an array with properties besides its items at set(), and takes its copy", async () => {
+    const store = new MemoryStore();
+    const call = wrap(async (req) => {
+      const session = await getSession(req);
+      const match = /b/.exec("abc")!; // an array with index, input and groups
+      assert.throws(() => session.set("match", match), {
+        name: "TypeError",
+        message: /'match'.*match is an array with a property 'index' that JSON leaves out/,
+      });
+      session.set("match", [...match]);
+      return new Response("ok");
+    }, { store });
+    const response = await call();
+    const key = /^sessionid=([a-z0-9]{32});/.exec(response.headers.get("set-cookie")!)![1]!;
+    assert.deepEqual(JSON.parse((await store.load(key))!.data), { match: ["b"] });
   });
 });

@@ -424,7 +424,7 @@ async function buildStore(flags: Flags): Promise<SessionStore> {
         ...(flags.dir !== undefined ? { path: flags.dir } : {}),
         ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
       });
-      return resolveOptions({ store }).store;
+      return resolveOptions({ store }).engine;
     } catch (error) {
       throw new Error(messageOf(error));
     }
@@ -451,7 +451,7 @@ async function buildStore(flags: Flags): Promise<SessionStore> {
     );
   }
   try {
-    return resolveOptions(options as SessionOptions).store;
+    return resolveOptions(options as SessionOptions).engine;
   } catch (error) {
     throw new Error(`Cannot use the options of '${config}': ${messageOf(error)}`);
   }

@@ -72,6 +72,11 @@ export class CookieStore implements SessionStore {
    * ```
    */
   readonly expiresOnItsOwn = true;
+  /**
+   * Always true: the cookie carries its own signature, so `withSessions`
+   * adds none.
+   */
+  readonly authenticatesRecords = true;
   #secrets: readonly string[] = [];
   #cookieAge = 1_209_600;
   #logger: Logger = console;

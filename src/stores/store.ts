@@ -141,6 +141,13 @@ export interface SessionStore {
    */
   readonly expiresOnItsOwn?: boolean;
   /**
+   * True for a store that authenticates its records itself (the
+   * signed-cookie engine). For every other store, `withSessions` with a
+   * `secret` signs each record (its key, expiry and data together) before
+   * the store keeps it, and ignores a record it did not sign.
+   */
+  readonly authenticatesRecords?: boolean;
+  /**
    * Whether a cookie value can be one of this store's keys. Without it, a
    * key is 8 to 40 characters of `a-z0-9`; a store whose key is something
    * else (the signed-cookie engine's signed value) says what it accepts.

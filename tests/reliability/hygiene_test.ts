@@ -29,6 +29,7 @@ import {
   withSessions,
 } from "../../mod.ts";
 import { RUNTIME } from "../_server.ts";
+import { sealStore } from "../../src/stores/_sealed.ts";
 import { ENGINES, releaseEngines } from "./_engines.ts";
 import { runs, SEED } from "./_hostile.ts";
 import { judge, payloadOf, signJson, signPayload } from "./_signed.ts";
@@ -380,6 +381,16 @@ describe("secrets and session keys never reach logs or error messages", () => {
           keys.add(corrupt);
           await opened.plant(corrupt, new TextEncoder().encode("{corrupt"), Date.now() + 60_000);
           await send("/", `sessionid=${corrupt}`);
+          // Corrupt data that this application did sign: past the signature check.
+          const signedCorrupt = "corrupt1".padEnd(32, "1");
+          keys.add(signedCorrupt);
+          await sealStore(store, {
+            secrets: [SECRET],
+            logger: transcript.logger,
+            acceptUnsigned: false,
+          })
+            .save(signedCorrupt, { data: "{corrupt", expiresAt: Date.now() + 60_000 }, true);
+          await send("/", `sessionid=${signedCorrupt}`);
           await send("/race", `sessionid=${live}`);
           const other = (await send("/"))!;
           await send("/create-taken", `sessionid=${other}`);
@@ -391,11 +402,22 @@ describe("secrets and session keys never reach logs or error messages", () => {
           await transcript.caught(() => getSession(request(`sessionid=${other}`)));
           for (const answer of answers) transcript.add(await answer.text());
 
-          assert.deepEqual(answers.map((a) => a.status), [200, 200, 400, 200, 200, 200, 200, 500]);
+          assert.deepEqual(answers.map((a) => a.status), [
+            200,
+            200,
+            200,
+            400,
+            200,
+            200,
+            200,
+            200,
+            500,
+          ]);
         });
         for (
           const said of [
             /corrupt/i,
+            /SuspiciousSession/,
             /deleted before the request completed/,
             /already in use/,
             /JSON cannot represent it faithfully/,
