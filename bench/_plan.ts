@@ -182,7 +182,7 @@ export interface Options {
   floodOn: ("deno" | "bun")[];
   /** Install wrk and the peer libraries first. */
   install: boolean;
-  /** A full run at the defaults: its results replace the README's. */
+  /** A full run at the defaults: its results replace the table in docs/benchmarks.md. */
   complete: boolean;
 }
 
@@ -201,7 +201,7 @@ Options:
   --no-install        do not install wrk or the peer libraries first
   --help              this text
 
-A run with the defaults writes bench/results/<date>/ and the README's table;
+A run with the defaults writes bench/results/<date>/ and the table in docs/benchmarks.md;
 any other run writes its results to a temp directory.`;
 
 /**

@@ -1,5 +1,5 @@
 // The benchmark suite: `npm run bench` (see USAGE in _plan.ts and the
-// README's "Benchmarks" section). Runs on Deno.
+// docs/benchmarks.md). Runs on Deno.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
@@ -555,13 +555,14 @@ function summary(
   date: string,
   directory: string,
   loadAtStart: number[],
+  chartLink = "ratios.svg",
 ): string {
   const engines = Object.keys(ENGINES);
   const parts = [
     `Measured on ${date} with \`npm run bench\`: ${options.runs} runs of ${options.duration} s after a ${options.warmup} s warm-up, ${options.connections} connections, ${options.sessions} sessions seeded; each server pinned to one core and wrk to the other. Machine: ${cpuModel()}, ${cpus().length} cores, Linux ${release()}; load average at the start ${
       loadAtStart[0]!.toFixed(2)
-    }. Raw results, versions and machine: [${directory}/](${directory}/).`,
-    `![req/s as a share of the bare server of the same runtime](${directory}/ratios.svg)`,
+    }. Raw results, versions and machine: \`${directory}/\` in the repository.`,
+    `![req/s as a share of the bare server of the same runtime](${chartLink})`,
     resultsTable(rows),
     failuresText(rows),
     `"req/s" is the median of the runs and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in this run, whose runs are spread over the whole run (the first at its start, the last at its end); "vs bare (CPU)" divides the bare server's CPU time per request by the row's, which is the same ratio when both servers use their whole core, and holds up better when other work on the machine takes part of it. ${
@@ -660,9 +661,12 @@ async function main(args: string[]): Promise<number> {
   writeFileSync(join(directory, "versions.tsv"), versionsAtStart);
   writeFileSync(join(directory, "machine.tsv"), machine(loadAtStart));
   if (options.complete) {
-    const readme = join(ROOT, "README.md");
-    writeFileSync(readme, replaceBlock(readFileSync(readme, "utf8"), text));
-    spawnSync(BINARIES.deno, ["fmt", "--quiet", readme], {
+    // docs/ is published; bench/results/ is not, so the page shows its own copy of the chart.
+    const page = join(ROOT, "docs", "benchmarks.md");
+    const docsText = summary(rows, floods, options, date, shown, loadAtStart, "benchmarks.svg");
+    writeFileSync(page, replaceBlock(readFileSync(page, "utf8"), docsText));
+    writeFileSync(join(ROOT, "docs", "benchmarks.svg"), chart(rows));
+    spawnSync(BINARIES.deno, ["fmt", "--quiet", page], {
       cwd: ROOT,
       stdio: "inherit",
     });
@@ -670,7 +674,7 @@ async function main(args: string[]): Promise<number> {
   console.log(`\n${text}`);
   console.log(
     `Done in ${((performance.now() - started) / 1000).toFixed(0)} s; results in ${shown}${
-      options.complete ? " and README.md" : " (a partial run: README.md left as it was)"
+      options.complete ? " and docs/benchmarks.md" : " (a partial run: docs/ left as it was)"
     }.`,
   );
   return measured.some((result) => result.failure !== null) ||
