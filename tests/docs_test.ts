@@ -228,30 +228,17 @@ describe("the commands", () => {
   });
 
   it("npm start serves the demo with the permissions it declares", async () => {
-    const child = spawn("npm", ["start"], {
-      cwd: ROOT,
-      env: { ...process.env, PATH: NODE_ONLY_PATH, PORT: "0", TMPDIR: tmp },
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    });
-    try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = "";
-        child.stdout!.setEncoding("utf8").on("data", (text: string) => {
-          out += text;
-          const found = /Tessera demo on (http:\S+)/.exec(out);
-          if (found) resolve(found[1]!);
-        });
-        child.on("exit", (code) => reject(new Error(`npm start exited with ${code}`)));
-      });
-      const response = await fetch(url);
-      assert.equal(response.status, 200);
-      assert.match(await response.text(), /visited this page <strong>1<\/strong> time/);
-      const key = /^sessionid=([a-z0-9]{32})/.exec(response.headers.get("set-cookie")!)![1];
-      assert.ok(existsSync(join(tmp, `sessionid${key}`)));
-    } finally {
-      process.kill(-child.pid!, "SIGTERM");
+    await startDemo("npm", ["start"]);
+  });
+
+  it("the deno tasks reach the npm scripts (deno runs `npm run x` itself unless given --)", async () => {
+    const tasks: Record<string, string> =
+      JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")).tasks;
+    for (const [name, command] of Object.entries(tasks)) {
+      if (name === "clearsessions") continue; // run below, through its shebang
+      assert.match(command, /^npm (start|test|run [\w:]+) --$/, name);
     }
+    await startDemo("npx", ["deno", "task", "start:bun"]);
   });
 
   it("clearsessions runs from npx and npm on the OS temp dir, with clean JSON", () => {
@@ -295,6 +282,35 @@ console.log(response.headers.get("set-cookie"));
     assert.ok(existsSync(join(tmp, `sessionid${key}`)));
   });
 });
+
+// Runs a command that starts the demo on a port the OS picks, fetches its
+// first page, and stops it.
+async function startDemo(command: string, args: string[]): Promise<void> {
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    env: { ...process.env, PATH: NODE_ONLY_PATH, PORT: "0", TMPDIR: tmp },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout!.setEncoding("utf8").on("data", (text: string) => {
+        out += text;
+        const found = /Tessera demo on (http:\S+)/.exec(out);
+        if (found) resolve(found[1]!);
+      });
+      child.on("exit", (code) => reject(new Error(`${command} exited with ${code}: ${out}`)));
+    });
+    const response = await fetch(url);
+    assert.equal(response.status, 200);
+    assert.match(await response.text(), /visited this page <strong>1<\/strong> time/);
+    const key = /^sessionid=([a-z0-9]{32})/.exec(response.headers.get("set-cookie")!)![1];
+    assert.ok(existsSync(join(tmp, `sessionid${key}`)));
+  } finally {
+    process.kill(-child.pid!, "SIGTERM");
+  }
+}
 
 describe("clearsessions in a project of one's own, as docs/clearsessions.md sets it up", () => {
   const project = join(tmp, "myapp");
