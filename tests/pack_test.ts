@@ -86,7 +86,12 @@ describe("npm pack", () => {
   it("publishes the same files as JSR does", () => {
     const published: string[] = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8"))
       .publish.include;
-    const dry = run(join(BIN, "deno"), ["publish", "--dry-run", "--allow-dirty"], ROOT);
+    // The file list only: `npm run check` runs the dry run with its type check.
+    const dry = run(
+      join(BIN, "deno"),
+      ["publish", "--dry-run", "--allow-dirty", "--no-check"],
+      ROOT,
+    );
     assert.equal(dry.code, 0, dry.stderr);
     for (const file of files.filter((name) => name !== "package.json")) {
       assert.ok(published.some((entry) => file === entry || file.startsWith(entry)), file);
