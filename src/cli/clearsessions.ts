@@ -7,7 +7,7 @@
  *
  * ```sh
  * deno run --allow-read --allow-write --allow-env jsr:@tessera/sessions/clearsessions --dir ./sessions
- * bunx tessera-clearsessions --config ./sessions.config.ts
+ * bun ./clearsessions.ts --config ./sessions.config.ts  # Bun: a three-line file calling main()
  * ```
  *
  * @example Sweeping a directory from code
