@@ -77,7 +77,12 @@ before(async () => {
 
 after(async () => {
   await browser?.close().catch(() => {});
-  if (child?.pid !== undefined && child.exitCode === null) process.kill(child.pid, "SIGKILL");
+  if (child?.pid !== undefined && child.exitCode === null) {
+    // Its profile is removed below only once it can no longer write there.
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    process.kill(child.pid, "SIGKILL");
+    await exited;
+  }
   await server?.close();
   rmSync(dir, { recursive: true, force: true });
   rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
