@@ -26,7 +26,6 @@ after(() => {
 const HOUR = 3_600_000;
 const MOD = pathToFileURL(fileURLToPath(new URL("../../mod.ts", import.meta.url))).href;
 const CLI = fileURLToPath(new URL("../../src/cli/clearsessions.ts", import.meta.url));
-const BIN = fileURLToPath(new URL("../../bin/clearsessions.ts", import.meta.url));
 
 interface Result {
   code: number;
@@ -444,8 +443,8 @@ describe("clearsessions --config", () => {
 describe("clearsessions as a process", () => {
   it("sweeps, prints JSON and exits 0; exits 1 with a message for a missing directory", async () => {
     const { dir, live } = await sessions();
-    // Deno runs the module with its shebang's permissions; Bun runs the package's bin.
-    const script = "Bun" in globalThis ? BIN : CLI;
+    // Deno runs the module with its shebang's permissions; Bun runs it as it is.
+    const script = CLI;
     const ok = await run(script, ["--dir", dir, "--json"]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(JSON.parse(ok.stdout).removed, 1);
