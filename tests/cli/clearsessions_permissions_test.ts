@@ -45,14 +45,22 @@ describe("clearsessions under Deno's permissions", () => {
     assert.ok(existsSync(expired));
   });
 
-  it("needs only --allow-read for a dry run", () => {
-    const { code, err } = clearsessions(["--allow-env", `--allow-read=${dir}`], [
+  it("needs only --allow-read and --allow-sys=uid for a dry run, and says so", () => {
+    const { code, err } = clearsessions(["--allow-env", "--allow-sys=uid", `--allow-read=${dir}`], [
       "--dir",
       dir,
       "--dry-run",
     ]);
     assert.equal(err, "");
     assert.equal(code, 0);
+    // Without a uid and without write access, the owner of the files cannot be checked.
+    const readOnly = clearsessions(["--allow-env", `--allow-read=${dir}`], [
+      "--dir",
+      dir,
+      "--dry-run",
+    ]);
+    assert.equal(readOnly.code, 1);
+    assert.match(readOnly.err, /run again with --allow-sys=uid or --allow-write=/);
   });
 
   it("names the OS temp dir when no --dir is given", () => {
