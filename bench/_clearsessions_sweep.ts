@@ -26,12 +26,14 @@ function sample(): void {
 const timer = setInterval(sample, 10);
 
 // FileStore's sweep, through the function FileStore.sweep() calls, with
-// FileStore's defaults ("sessionid", ".tmp-" its temp file mark).
+// FileStore's defaults ("sessionid", ".tmp-" its temp file mark, ".gone" its
+// tombstone mark).
 async function fileStore(): Promise<{ removed: number; kept: number }> {
   const target = {
     path: dir,
     prefix: "sessionid",
     tempMark: ".tmp-",
+    tombstoneMark: ".gone",
     staleTempAfter: 60_000,
     cookieAge: 1_209_600,
   };

@@ -305,7 +305,7 @@ export interface Options {
   force: boolean;
   /** Only start each server, seed it and check its answers: no timing. */
   quick: boolean;
-  /** A full run at the defaults: its results replace the README's. */
+  /** A full run at the defaults: its results replace the table in docs/benchmarks.md. */
   complete: boolean;
 }
 
@@ -333,7 +333,8 @@ Options:
   --help              this text
 
 A run with the defaults on a quiet machine writes bench/results/<date>/ and
-the README's table; any other run writes its results to a temp directory.`;
+the table in docs/benchmarks.md; any other run writes its results to a temp
+directory.`;
 
 /**
  * The options from the command line.

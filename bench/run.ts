@@ -1,5 +1,6 @@
 // The benchmark suite: `npm run bench` (see USAGE in _plan.ts and the
-// README's "Benchmarks" section). Runs on Deno.
+// The benchmark suite: `npm run bench` (see USAGE in _plan.ts and
+// docs/benchmarks.md). Runs on Deno.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
@@ -381,6 +382,7 @@ function summary(
   directory: string,
   verdict: LoadVerdict,
   places: readonly Place[],
+  chartLink = `${directory}/ratios.svg`,
 ): string {
   const engines = Object.keys(ENGINES);
   const parts = [
@@ -389,8 +391,8 @@ function summary(
       places.map((place) => `${place.dir} (${place.name})`).join(" and ")
     }. Machine: ${cpuModel()}, ${cpus().length} cores, Linux ${release()}, ${runtimeVersions()}; ${
       verdict.text.replace(/^[^:]*: /, "")
-    } Raw results, versions and machine: [${directory}/](${directory}/).`,
-    `![req/s as a share of the bare server of the same runtime](${directory}/ratios.svg)`,
+    } Raw results, versions and machine: \`${directory}/\` in the repository.`,
+    `![req/s as a share of the bare server of the same runtime](${chartLink})`,
     resultsTable(rows),
     failuresText(rows),
     `"req/s" is the median of the rounds and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in the same round, and is the median of the rounds' ratios; "vs bare (CPU)" divides the bare server's CPU time per request by the row's, which is the same ratio when both servers use their whole core, and holds up better when other work on the machine takes part of it. "vs floor" and "vs floor (CPU)" do the same with the row's floor: a bare server doing the I/O the workload cannot avoid with no session logic (bench/servers/floor.ts), signed as the row is. ${
@@ -537,9 +539,21 @@ async function main(args: string[]): Promise<number> {
     machine(loadAtStart, verdict, places),
   );
   if (verdict.publish) {
-    const readme = join(ROOT, "README.md");
-    writeFileSync(readme, replaceBlock(readFileSync(readme, "utf8"), text));
-    spawnSync(BINARIES.deno, ["fmt", "--quiet", readme], {
+    // docs/ is published; bench/results/ is not, so the page shows its own copy of the chart.
+    const page = join(ROOT, "docs", "benchmarks.md");
+    const docsText = summary(
+      rows,
+      floods,
+      options,
+      date,
+      shown,
+      verdict,
+      places,
+      "benchmarks.svg",
+    );
+    writeFileSync(page, replaceBlock(readFileSync(page, "utf8"), docsText));
+    writeFileSync(join(ROOT, "docs", "benchmarks.svg"), chart(rows));
+    spawnSync(BINARIES.deno, ["fmt", "--quiet", page], {
       cwd: ROOT,
       stdio: "inherit",
     });
@@ -548,10 +562,10 @@ async function main(args: string[]): Promise<number> {
   console.log(
     `Done in ${((performance.now() - started) / 1000).toFixed(0)} s; results in ${shown}${
       verdict.publish
-        ? " and README.md"
+        ? " and docs/benchmarks.md"
         : options.complete
-        ? " (a busy machine: README.md left as it was)"
-        : " (a partial run: README.md left as it was)"
+        ? " (a busy machine: docs/ left as it was)"
+        : " (a partial run: docs/ left as it was)"
     }.`,
   );
   return measured.some((result) => result.failure !== null) ||

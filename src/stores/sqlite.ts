@@ -286,16 +286,16 @@ export class SqliteStore implements SessionStore {
       );
     }
     try {
-      this.#db.exec("PRAGMA journal_mode = WAL");
-      // Django's migration for django.contrib.sessions, made idempotent.
       const quoted = `"${table}"`;
-      this.#db.exec(
-        `CREATE TABLE IF NOT EXISTS ${quoted} ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" datetime NOT NULL)`,
-      );
-      this.#db.exec(
-        `CREATE INDEX IF NOT EXISTS "${indexName(table)}" ON ${quoted} ("expire_date")`,
-      );
       const db = this.#db;
+      untilUnlocked(busyTimeout, () => {
+        db.exec("PRAGMA journal_mode = WAL");
+        // Django's migration for django.contrib.sessions, made idempotent.
+        db.exec(
+          `CREATE TABLE IF NOT EXISTS ${quoted} ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" datetime NOT NULL)`,
+        );
+        db.exec(`CREATE INDEX IF NOT EXISTS "${indexName(table)}" ON ${quoted} ("expire_date")`);
+      });
       this.#load = db.prepare(
         `SELECT CAST(session_data AS BLOB) AS session_data, expire_date FROM ${quoted} WHERE session_key = ? AND expire_date > ?`,
       );
@@ -620,6 +620,26 @@ function checkSweepOptions(options: SweepOptions): void {
 function indexName(table: string): string {
   const digest = createHash("md5").update(table).update("expire_date").digest("hex");
   return `${table}_expire_date_${digest.slice(0, 8)}`;
+}
+
+// Two processes opening one new database at once: switching it to WAL
+// takes a lock for which SQLite does not call its busy handler, so the
+// loser sees "database is locked" at once. Setting up is idempotent, so it
+// is tried again, for as long as the busy timeout allows.
+function untilUnlocked(timeoutMs: number, setUp: () => void): void {
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (true) {
+    try {
+      setUp();
+      return;
+    } catch (error) {
+      const locked = /database is locked|SQLITE_BUSY/i.test(messageOf(error));
+      if (!locked || Date.now() >= deadline) throw error;
+      // A synchronous wait: this runs in the constructor.
+      Atomics.wait(pause, 0, 0, 10 + Math.random() * 20);
+    }
+  }
 }
 
 function toExpireDate(ms: number): string {

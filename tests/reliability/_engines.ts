@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { chmodSync, existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -217,8 +217,12 @@ export const ENGINES: readonly Engine[] = [
       const store = new FileStore({ path });
       return Promise.resolve({
         store,
-        files: /^sessionid[a-z0-9]{8,40}$/,
+        // Session files and the tombstones logouts leave.
+        files: /^sessionid[a-z0-9]{8,40}(\.gone)?$/,
         plant(key, data, expiresAt) {
+          // A new session under a key that was logged out: its tombstone,
+          // which keeps a logged-out key dead for a while, is gone first.
+          rmSync(`${store.fileOf(key)}.gone`, { force: true });
           const head = encoder.encode(`${expiresAt}\n`);
           const file = new Uint8Array(head.length + data.length);
           file.set(head);
