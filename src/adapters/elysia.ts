@@ -127,8 +127,7 @@ export function sessions<T extends object = SessionData>(
       if (exchange === undefined) return;
       const failure = exchange.answerError(error);
       if (failure !== null) return failureResponse(failure);
-      const status = (error as { status?: unknown } | null)?.status;
-      return await finishSet(exchange, typeof status === "number" ? status : 500, set);
+      return await finishSet(exchange, statusOfError(error), set);
     }) as unknown as SessionPlugin<T>;
 }
 
@@ -172,4 +171,13 @@ function statusOf(response: unknown, set: ElysiaSet): number {
   if (typeof status === "number") return status;
   if (typeof status === "string") return (StatusMap as Record<string, number>)[status] ?? 200;
   return 200;
+}
+
+// The status Elysia answers an error with: a thrown status(...) carries its
+// code, its own errors (NotFoundError, ValidationError...) a status, and
+// anything else is a 500.
+function statusOfError(error: unknown): number {
+  if (error instanceof ElysiaCustomStatusResponse) return error.code;
+  const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === "number" ? status : 500;
 }
