@@ -55,14 +55,32 @@ export type SessionContext<T extends object = SessionData> = {
   readonly getSession: () => Promise<Session<T>>;
 };
 
+// Elysia's defaults for a plugin's type parameters are `{}`, and it
+// compares them invariantly: the same `{}` it is.
+// deno-lint-ignore ban-types
+type Empty = {};
+
 /** The Elysia plugin {@link sessions} returns: it derives {@link SessionContext}. */
 export type SessionPlugin<T extends object = SessionData> = Elysia<
   "",
-  { decorator: {}; store: {}; derive: {}; resolve: {} },
-  { typebox: {}; error: {} },
-  { schema: {}; standaloneSchema: {}; macro: {}; macroFn: {}; parser: {}; response: {} },
-  {},
-  { derive: SessionContext<T>; resolve: {}; schema: {}; standaloneSchema: {}; response: {} }
+  { decorator: Empty; store: Empty; derive: Empty; resolve: Empty },
+  { typebox: Empty; error: Empty },
+  {
+    schema: Empty;
+    standaloneSchema: Empty;
+    macro: Empty;
+    macroFn: Empty;
+    parser: Empty;
+    response: Empty;
+  },
+  Empty,
+  {
+    derive: SessionContext<T>;
+    resolve: Empty;
+    schema: Empty;
+    standaloneSchema: Empty;
+    response: Empty;
+  }
 >;
 
 // What Elysia's `set` holds, as far as the session uses it.
