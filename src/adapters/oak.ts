@@ -27,9 +27,11 @@
  *   ctx.response.body = `visit ${visits}`;
  * });
  *
- * const first = (await app.handle(new Request("http://localhost/")))!;
+ * // npm's Oak 14 types app.handle() with undici's Request; it takes the runtime's.
+ * const handle = (req: Request) => app.handle(req as unknown as Parameters<typeof app.handle>[0]);
+ * const first = (await handle(new Request("http://localhost/")))!;
  * const cookie = first.headers.get("set-cookie")!.split(";")[0]!;
- * const second = (await app.handle(new Request("http://localhost/", { headers: { cookie } })))!;
+ * const second = (await handle(new Request("http://localhost/", { headers: { cookie } })))!;
  * assert.equal(await second.text(), "visit 2");
  * ```
  *
@@ -72,7 +74,9 @@ export interface SessionState<T extends object = SessionData> {
  *   ctx.response.body = "in";
  * });
  *
- * const login = (await app.handle(new Request("http://localhost/login")))!;
+ * // npm's Oak 14 types app.handle() with undici's Request; it takes the runtime's.
+ * const handle = (req: Request) => app.handle(req as unknown as Parameters<typeof app.handle>[0]);
+ * const login = (await handle(new Request("http://localhost/login")))!;
  * assert.match(login.headers.get("set-cookie")!, /^sessionid=[a-z0-9]{32}; /);
  * ```
  */
