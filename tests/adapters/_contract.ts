@@ -199,6 +199,50 @@ export function adapterContract(name: string, start: StartApp): void {
       }
     });
 
+    it("answers hostile Cookie headers with an empty session, never a 5xx", async () => {
+      const { browser, store, close } = await open();
+      try {
+        const hostile = [
+          "sessionid=../../../etc/passwd",
+          "sessionid=a; sessionid=b; sessionid=c",
+          `sessionid=${"x".repeat(8000)}`,
+          "sessionid=%00%2F..",
+          "sessionid=\u00e9t\u00e9",
+          "sessionid",
+          "=; ; ;=;",
+          `${"a=b; ".repeat(2000)}sessionid=zzz`,
+        ];
+        let answered = 0;
+        for (const cookie of hostile) {
+          const { response, body } = await browser.text("/read", { headers: { cookie } });
+          assert.equal(response.status, 200, cookie.slice(0, 40));
+          assert.equal(body, "0");
+          answered++;
+        }
+        assert.equal(store.inner.size, 0);
+        console.log(`${name}: ${answered} hostile Cookie headers, 0 5xx, 0 sessions adopted`);
+      } finally {
+        await close();
+      }
+    });
+
+    it("keeps concurrent clients apart: 100 new sessions at once, 100 keys", async () => {
+      const { store, close, browser } = await open();
+      try {
+        const clients = Array.from({ length: 100 }, () => new Browser(browser.base));
+        const answers = await Promise.all(clients.map((client) => client.text("/count")));
+        assert.ok(answers.every(({ body }) => body === "1"));
+        const keys = new Set(clients.map((client) => client.cookies.get("sessionid")));
+        assert.equal(keys.size, 100);
+        assert.equal(store.inner.size, 100);
+        const again = await Promise.all(clients.map((client) => client.text("/count")));
+        assert.ok(again.every(({ body }) => body === "2"));
+        console.log(`${name}: 100 concurrent clients, ${keys.size} distinct keys, 0 crossed`);
+      } finally {
+        await close();
+      }
+    });
+
     it("answers 400 when the session was deleted before the request completed", async () => {
       const { browser, store, close } = await open();
       try {
