@@ -33,7 +33,8 @@ describe("the frameworks are optional peer dependencies", () => {
     for (const framework of FRAMEWORKS) assert.ok(!packages.has(framework), framework);
   });
 
-  for (const [file, own] of [["hono", "hono"], ["oak", "@oakserver/oak"], ["elysia", "elysia"]]) {
+  const adapters = [["hono", "hono"], ["oak", "@oakserver/oak"], ["elysia", "elysia"]] as const;
+  for (const [file, own] of adapters) {
     it(`src/adapters/${file}.ts pulls ${own} and no other framework`, () => {
       const packages = packagesOf(`src/adapters/${file}.ts`);
       assert.ok(packages.has(own), `${file} does not reach ${own}: the check would see nothing`);
