@@ -16,7 +16,12 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { MemoryStore, type SessionStore, type StoredSession } from "../../mod.ts";
+import {
+  MemoryStore,
+  type SessionOptions,
+  type SessionStore,
+  type StoredSession,
+} from "../../mod.ts";
 import { Browser } from "../_browser.ts";
 import type { TestServer } from "../_server.ts";
 
@@ -55,8 +60,8 @@ export class CountingStore implements SessionStore {
   }
 }
 
-/** Starts the adapter's contract app on `store`; the suite closes it. */
-export type StartApp = (store: CountingStore) => Promise<TestServer>;
+/** Starts the adapter's contract app on `store` with `options`; the suite closes it. */
+export type StartApp = (store: CountingStore, options: SessionOptions) => Promise<TestServer>;
 
 const KEY_COOKIE = /^sessionid=([a-z0-9]{32}); /;
 const DELETION =
@@ -64,11 +69,11 @@ const DELETION =
 
 /** Runs the adapter contract against the app `start` serves. */
 export function adapterContract(name: string, start: StartApp): void {
-  async function open(): Promise<
+  async function open(options: SessionOptions = {}): Promise<
     { browser: Browser; store: CountingStore; close(): Promise<void> }
   > {
     const store = new CountingStore();
-    const server = await start(store);
+    const server = await start(store, options);
     return { browser: new Browser(server.url), store, close: () => server.close() };
   }
 
@@ -194,6 +199,26 @@ export function adapterContract(name: string, start: StartApp): void {
         assert.equal(response.status, 503);
         assert.equal(response.headers.get("set-cookie"), null);
         assert.equal(store.inner.size, 0);
+      } finally {
+        await close();
+      }
+    });
+
+    it("re-saves a known session on every request with saveEveryRequest, even when untouched", async () => {
+      const { browser, store, close } = await open({ saveEveryRequest: true });
+      try {
+        await browser.text("/count");
+        const key = browser.cookies.get("sessionid");
+        const calls = store.calls;
+        const { response, body } = await browser.text("/plain");
+        assert.equal(body, "plain");
+        assert.match(response.headers.get("set-cookie")!, new RegExp(`^sessionid=${key}; `));
+        assert.equal(response.headers.get("vary"), "Cookie");
+        assert.ok(store.calls > calls, "loaded and saved");
+        const anonymous = await fetch(`${browser.base}/plain`);
+        assert.equal(await anonymous.text(), "plain");
+        assert.equal(anonymous.headers.get("set-cookie"), null, "no cookie, nothing written");
+        assert.equal(store.inner.size, 1);
       } finally {
         await close();
       }

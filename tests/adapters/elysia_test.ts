@@ -4,14 +4,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Elysia } from "elysia";
-import { MemoryStore } from "../../mod.ts";
+import { MemoryStore, type SessionOptions } from "../../mod.ts";
 import { sessions } from "../../src/adapters/elysia.ts";
 import { serve } from "../_server.ts";
 import { adapterContract, type ContractData, type CountingStore } from "./_contract.ts";
 
-function contractApp(store: CountingStore) {
+function contractApp(store: CountingStore, options: SessionOptions) {
   return new Elysia()
-    .use(sessions<ContractData>({ store }))
+    .use(sessions<ContractData>({ ...options, store }))
     .get("/count", async ({ getSession }) => {
       const session = await getSession();
       const visits = (session.get("visits") ?? 0) + 1;
@@ -52,7 +52,10 @@ function contractApp(store: CountingStore) {
     });
 }
 
-adapterContract("elysia", (store) => Promise.resolve(serve(contractApp(store).fetch)));
+adapterContract(
+  "elysia",
+  (store, options) => Promise.resolve(serve(contractApp(store, options).fetch)),
+);
 
 describe("elysia: sessions() next to Elysia's own behaviour", () => {
   it("keeps a cookie the handler set with Elysia's cookie jar next to the session's", async () => {

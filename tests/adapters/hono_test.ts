@@ -4,13 +4,16 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { MemoryStore } from "../../mod.ts";
+import { MemoryStore, type SessionOptions } from "../../mod.ts";
 import { sessions, type SessionVariables } from "../../src/adapters/hono.ts";
 import { serve } from "../_server.ts";
 import { adapterContract, type ContractData, type CountingStore } from "./_contract.ts";
 
-function contractApp(store: CountingStore): Hono<{ Variables: SessionVariables<ContractData> }> {
-  const app = new Hono().use(sessions<ContractData>({ store }));
+function contractApp(
+  store: CountingStore,
+  options: SessionOptions,
+): Hono<{ Variables: SessionVariables<ContractData> }> {
+  const app = new Hono().use(sessions<ContractData>({ ...options, store }));
   app.get("/count", async (c) => {
     const session = await c.var.getSession();
     const visits = (session.get("visits") ?? 0) + 1;
@@ -51,7 +54,10 @@ function contractApp(store: CountingStore): Hono<{ Variables: SessionVariables<C
   return app;
 }
 
-adapterContract("hono", (store) => Promise.resolve(serve(contractApp(store).fetch)));
+adapterContract(
+  "hono",
+  (store, options) => Promise.resolve(serve(contractApp(store, options).fetch)),
+);
 
 describe("hono: sessions() next to Hono's own behaviour", () => {
   it("keeps a Vary the handler set and adds Cookie to it", async () => {

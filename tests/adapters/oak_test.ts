@@ -5,14 +5,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Application, type Context, type Middleware, Status } from "@oakserver/oak";
-import { MemoryStore } from "../../mod.ts";
+import { MemoryStore, type SessionOptions } from "../../mod.ts";
 import { sessions, type SessionState } from "../../src/adapters/oak.ts";
 import { listen } from "./_oak_listen.ts";
 import { adapterContract, type ContractData, type CountingStore } from "./_contract.ts";
 
 type State = SessionState<ContractData>;
 
-function contractApp(store: CountingStore): Application<State> {
+function contractApp(store: CountingStore, options: SessionOptions): Application<State> {
   const routes: Record<string, Middleware<State>> = {
     "/count": async (ctx) => {
       const session = await ctx.state.getSession();
@@ -60,7 +60,7 @@ function contractApp(store: CountingStore): Application<State> {
     },
   };
   const app = new Application<State>({ logErrors: false });
-  app.use(sessions({ store }));
+  app.use(sessions({ ...options, store }));
   app.use((ctx: Context<State>, next) => {
     const route = routes[ctx.request.url.pathname];
     return route === undefined ? next() : route(ctx, next);
@@ -68,7 +68,7 @@ function contractApp(store: CountingStore): Application<State> {
   return app;
 }
 
-adapterContract("oak", (store) => listen(contractApp(store)));
+adapterContract("oak", (store, options) => listen(contractApp(store, options)));
 
 describe("oak: sessions() next to Oak's own behaviour", () => {
   it("keeps the session's headers through an error handler of the application's own", async () => {
