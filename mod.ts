@@ -64,6 +64,20 @@ export {
 } from "./src/signing.ts";
 export { SqliteStore, type SqliteStoreOptions } from "./src/stores/sqlite.ts";
 export { type RedisCommandClient, RedisStore, type RedisStoreOptions } from "./src/stores/redis.ts";
+export {
+  type PostgresClient,
+  type PostgresRow,
+  PostgresStore,
+  type PostgresStoreOptions,
+} from "./src/stores/postgres.ts";
 export { CachedStore } from "./src/stores/cached.ts";
+export {
+  type DenoKv,
+  type DenoKvAtomicOperation,
+  type DenoKvEntry,
+  type DenoKvKey,
+  KvStore,
+  type KvStoreOptions,
+} from "./src/stores/kv.ts";
 export type { SweepOptions, SweepReport } from "./src/stores/store.ts";
 export { startSweeper, type Sweeper, type SweeperOptions } from "./src/sweeper.ts";

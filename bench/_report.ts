@@ -1,6 +1,7 @@
 // The results as rows, the markdown table, the targets and the README block.
 import {
   engineClass,
+  FLOOR_TARGETS,
   PEER_TARGET,
   PEERS,
   type Runtime,
@@ -9,10 +10,12 @@ import {
   type Workload,
   WORKLOADS,
 } from "./_plan.ts";
-import { median, normalizedRatio } from "./_stats.ts";
+import { median, medianRoundRatio, normalizedRatio } from "./_stats.ts";
 
 /** One measured run. */
 export interface RunResult {
+  /** The round it belongs to: ratios are taken between runs of one round. */
+  round: number;
   rps: number;
   p99Ms: number;
   cpuPercent: number;
@@ -38,14 +41,23 @@ export interface Row {
   p99Ms: number;
   cpuPercent: number;
   cpuUsPerRequest: number;
-  /** req/s over the bare server of the same runtime; `null` when either is missing. */
+  /**
+   * req/s over the bare server of the same runtime, the median of the
+   * rounds' ratios; `null` when either is missing.
+   */
   vsBare: number | null;
   /**
-   * The bare server's CPU time per request over this row's: the same ratio
-   * when both servers use their core fully, and steadier when other work
-   * on the machine takes part of it.
+   * The bare server's CPU time per request over this row's (median of the
+   * rounds): the same ratio when both servers use their core fully, and
+   * steadier when other work on the machine takes part of it.
    */
   cpuVsBare: number | null;
+  /** For Tessera: its floor's row (see FLOORS), when measured. */
+  floor: Row | null;
+  /** req/s over the floor's, the median of the rounds' ratios. */
+  vsFloor: number | null;
+  /** The floor's CPU time per request over this row's, the median of the rounds'. */
+  cpuVsFloor: number | null;
   /** For Tessera: the ratio to its peer (see PEERS), with the peer row. */
   vsPeer: { ratio: number; peer: Row } | null;
 }
@@ -71,17 +83,39 @@ export function buildRows(results: readonly PairResult[]): Row[] {
       cpuUsPerRequest: ok ? median(result.runs.map((run) => run.cpuUsPerRequest)) : 0,
       vsBare: null,
       cpuVsBare: null,
+      floor: null,
+      vsFloor: null,
+      cpuVsFloor: null,
       vsPeer: null,
     };
   });
   const measured = (row: Row | undefined): row is Row => row !== undefined && row.rps > 0;
   const bareOf = (runtime: Runtime) =>
     rows.find((row) => row.result.server.kind === "bare" && row.result.server.runtime === runtime);
+  const rpsOf = (row: Row) => row.result.runs.map((run) => ({ round: run.round, value: run.rps }));
+  // CPU time per request inverted, so that a ratio of these is base / row.
+  const speedOf = (row: Row) =>
+    row.result.runs.filter((run) => run.cpuUsPerRequest > 0).map((run) => ({
+      round: run.round,
+      value: 1 / run.cpuUsPerRequest,
+    }));
   for (const row of rows) {
     const bare = bareOf(row.result.server.runtime);
     if (measured(row) && measured(bare)) {
-      row.vsBare = row.rps / bare.rps;
-      if (row.cpuUsPerRequest > 0) row.cpuVsBare = bare.cpuUsPerRequest / row.cpuUsPerRequest;
+      row.vsBare = medianRoundRatio(rpsOf(row), rpsOf(bare));
+      row.cpuVsBare = medianRoundRatio(speedOf(row), speedOf(bare));
+    }
+    const floorId = row.result.server.floor;
+    const floor = floorId === undefined
+      ? undefined
+      : rows.find((other) =>
+        other.result.server.id === floorId &&
+        other.result.workload === row.result.workload
+      );
+    if (measured(row) && measured(floor)) {
+      row.floor = floor;
+      row.vsFloor = medianRoundRatio(rpsOf(row), rpsOf(floor));
+      row.cpuVsFloor = medianRoundRatio(speedOf(row), speedOf(floor));
     }
   }
   for (const row of rows) {
@@ -166,14 +200,17 @@ export function resultsTable(rows: readonly Row[]): string {
     "CPU µs/req",
     "vs bare",
     "vs bare (CPU)",
+    "vs floor",
+    "vs floor (CPU)",
     "vs peer",
   ];
   const body = rows.map((row) => {
     const { server, workload } = row.result;
     const start = [server.name, runtimeName(server.runtime), workload ?? "-"];
     if (row.result.failure !== null || row.rps === 0) {
-      return [...start, "failed", "", "", "", "", "", "", ""];
+      return [...start, "failed", "", "", "", "", "", "", "", "", ""];
     }
+    const ratio = (value: number | null) => value === null ? "" : formatRatio(value);
     return [
       ...start,
       formatCount(row.rps),
@@ -181,8 +218,10 @@ export function resultsTable(rows: readonly Row[]): string {
       row.p99Ms.toFixed(2),
       `${row.cpuPercent.toFixed(0)}%`,
       row.cpuUsPerRequest.toFixed(0),
-      row.vsBare === null ? "" : formatRatio(row.vsBare),
-      row.cpuVsBare === null ? "" : formatRatio(row.cpuVsBare),
+      ratio(row.vsBare),
+      ratio(row.cpuVsBare),
+      ratio(row.vsFloor),
+      ratio(row.cpuVsFloor),
       row.vsPeer === null ? "" : `${formatRatio(row.vsPeer.ratio)}x`,
     ];
   });
@@ -208,6 +247,19 @@ export function checkTargets(rows: readonly Row[]): TargetCheck[] {
       server.kind !== "tessera" || server.engine === undefined ||
       workload === null
     ) continue;
+    const floorGoal = FLOOR_TARGETS[server.engine]?.[workload];
+    if (floorGoal !== undefined && server.floor !== undefined) {
+      checks.push({
+        row,
+        what: "vs floor",
+        goal: floorGoal,
+        actual: row.vsFloor,
+        met: row.vsFloor !== null && row.vsFloor >= floorGoal,
+      });
+    }
+    // The older targets, against the bare server and the peers, are for
+    // the recommended configuration only.
+    if (server.signed === false) continue;
     const goal = TARGETS[server.engine]?.[workload];
     if (goal !== undefined) {
       checks.push({
@@ -218,7 +270,13 @@ export function checkTargets(rows: readonly Row[]): TargetCheck[] {
         met: row.vsBare !== null && row.vsBare >= goal,
       });
     }
-    if (PEERS[server.engine] !== undefined) {
+    // A peer that was not part of the run (--only) is not a missed target;
+    // one that failed is.
+    const peerName = PEERS[server.engine];
+    if (
+      peerName !== undefined &&
+      rows.some((other) => other.result.server.name === peerName)
+    ) {
       const actual = row.vsPeer?.ratio ?? null;
       checks.push({
         row,
@@ -236,7 +294,7 @@ export function checkTargets(rows: readonly Row[]): TargetCheck[] {
 export function targetsText(checks: readonly TargetCheck[]): string {
   const describe = (check: TargetCheck) => {
     const { server, workload } = check.row.result;
-    const goal = check.what === "vs bare" ? `>= ${check.goal}` : `>= ${check.goal}x`;
+    const goal = check.what === "vs peer" ? `>= ${check.goal}x` : `>= ${check.goal}`;
     const actual = check.actual === null ? "not measured" : formatRatio(check.actual);
     return `${server.name} (${
       runtimeName(server.runtime)
@@ -307,7 +365,8 @@ export function isBounded(steps: readonly { rssKib: number }[]): boolean {
   const last = steps[steps.length - 1];
   if (last === undefined) return false;
   const firstHalf = steps.slice(0, Math.max(1, Math.ceil(steps.length / 2)));
-  return last.rssKib <= Math.max(...firstHalf.map((step) => step.rssKib)) * (1 + FLAT_TOLERANCE);
+  return last.rssKib <=
+    Math.max(...firstHalf.map((step) => step.rssKib)) * (1 + FLAT_TOLERANCE);
 }
 
 /** The flood as a table: RSS after the first step, at the end, the peak, and the verdict. */
@@ -331,7 +390,15 @@ export function floodTable(floods: readonly FloodResult[]): string {
     ];
   });
   return markdownTable(
-    ["runtime", "RSS after first step", "RSS at the end", "peak RSS", "growth", "time", "verdict"],
+    [
+      "runtime",
+      "RSS after first step",
+      "RSS at the end",
+      "peak RSS",
+      "growth",
+      "time",
+      "verdict",
+    ],
     body,
     [false, true, true, true, true, true, false],
   );

@@ -60,3 +60,29 @@ export function normalizedRatio(
 ): number {
   return (rowRps / rowBareRps) / (otherRps / otherBareRps);
 }
+
+/** A figure of one round. */
+export interface RoundValue {
+  round: number;
+  value: number;
+}
+
+/**
+ * The median, over the rounds both sides have, of `row`'s figure over
+ * `base`'s: `null` when no round has both (or only zero bases). Each ratio
+ * is taken within one round, so that load that came and went between rounds
+ * moves both sides of it alike.
+ */
+export function medianRoundRatio(
+  row: readonly RoundValue[],
+  base: readonly RoundValue[],
+): number | null {
+  const ratios: number[] = [];
+  for (const { round, value } of row) {
+    const other = base.find((candidate) => candidate.round === round);
+    if (other !== undefined && other.value > 0) {
+      ratios.push(value / other.value);
+    }
+  }
+  return ratios.length === 0 ? null : median(ratios);
+}

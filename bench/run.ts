@@ -1,7 +1,8 @@
 // The benchmark suite: `npm run bench` (see USAGE in _plan.ts and the
-// README's "Benchmarks" section). Runs on Deno.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// The benchmark suite: `npm run bench` (see USAGE in _plan.ts and
+// docs/benchmarks.md). Runs on Deno.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import process from "node:process";
@@ -12,14 +13,16 @@ import {
   type Pair,
   pairLabel,
   parseOptions,
+  type Place,
   planPairs,
   type Runtime,
   schedule,
-  type ServerSpec,
   USAGE,
-  type Workload,
   WORKLOADS,
 } from "./_plan.ts";
+import { BINARIES, check, seed, Server, serverArgs, smoke } from "./_harness.ts";
+import { judgeLoad, type LoadVerdict } from "./_load.ts";
+import { findPlaces } from "./_places.ts";
 import {
   buildRows,
   checkTargets,
@@ -35,25 +38,19 @@ import {
   runtimeName,
   targetsText,
 } from "./_report.ts";
-import { cpuPercent, cpuTicks, statusKib } from "./_stats.ts";
+import { cpuPercent } from "./_stats.ts";
 import { barChart, type BarGroup } from "./_svg.ts";
 import { parseWrk, requestsPerSecond, wrkArgs, wrkProblem } from "./_wrk.ts";
 import { ENGINES } from "./servers/engines.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BENCH = join(ROOT, "bench");
-const SERVER_CORE = "0";
 const CLIENT_CORE = "1";
-const BINARIES: Record<Runtime, string> = {
-  deno: join(ROOT, "node_modules", ".bin", "deno"),
-  bun: join(ROOT, "node_modules", ".bin", "bun"),
-  node: "node",
-};
 
 // ---------------------------------------------------------------- setup
 
-function install(): void {
-  if (spawnSync("sh", ["-c", "command -v wrk"]).status !== 0) {
+function install(withWrk: boolean): void {
+  if (withWrk && spawnSync("sh", ["-c", "command -v wrk"]).status !== 0) {
     console.log("Installing wrk from Debian's packages...");
     mustRun("apt-get", ["update", "-qq"]);
     mustRun("apt-get", ["install", "-y", "-qq", "wrk"]);
@@ -81,191 +78,6 @@ function mustRun(command: string, args: string[]): void {
 function output(command: string, args: string[]): string {
   const result = spawnSync(command, args, { cwd: ROOT, encoding: "utf8" });
   return `${result.stdout ?? ""}${result.stderr ?? ""}`.trim();
-}
-
-// ---------------------------------------------------------------- servers
-
-/** A server process pinned to its core, and the port it listens on. */
-class Server {
-  readonly #child: ChildProcess;
-  readonly #log: string[] = [];
-  #exited: Promise<void>;
-  port = 0;
-
-  constructor(spec: ServerSpec, args: string[]) {
-    const file = join(BENCH, "servers", spec.file);
-    const command = spec.runtime === "deno"
-      ? [BINARIES.deno, "run", "-A", file]
-      : [BINARIES[spec.runtime], file];
-    this.#child = spawn("taskset", ["-c", SERVER_CORE, ...command, ...args], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.#exited = new Promise((resolve) => this.#child.once("exit", () => resolve()));
-    // Keep reading, or a server that logs would block on a full pipe.
-    for (const stream of [this.#child.stdout!, this.#child.stderr!]) {
-      stream.setEncoding("utf8");
-      stream.on("data", (text: string) => {
-        this.#log.push(text);
-        if (this.#log.length > 50) this.#log.shift();
-      });
-    }
-  }
-
-  get pid(): number {
-    return this.#child.pid!;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/`;
-  }
-
-  /** What the server printed last, for an error message. */
-  get log(): string {
-    return this.#log.join("").slice(-2000).trim();
-  }
-
-  /** Waits for the "listening on 127.0.0.1:<port>" line. */
-  async ready(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(this.#log.join(""));
-      if (match !== null) {
-        this.port = Number(match[1]);
-        return;
-      }
-      if (this.#child.exitCode !== null || this.#child.signalCode !== null) {
-        break;
-      }
-      await sleep(20);
-    }
-    throw new Error(`the server did not start:\n${this.log}`);
-  }
-
-  /** The CPU time the server has used, in clock ticks. */
-  cpuTicks(): number {
-    return cpuTicks(readFileSync(`/proc/${this.pid}/stat`, "utf8"));
-  }
-
-  /** A field of /proc/<pid>/status in KiB. */
-  memoryKib(field: "VmRSS" | "VmHWM"): number {
-    return statusKib(readFileSync(`/proc/${this.pid}/status`, "utf8"), field);
-  }
-
-  /** Stops the server by its pid: SIGTERM, then SIGKILL after 5 s. */
-  async stop(): Promise<void> {
-    if (this.#child.exitCode !== null || this.#child.signalCode !== null) {
-      return;
-    }
-    this.#child.kill("SIGTERM");
-    const stopped = await Promise.race([
-      this.#exited.then(() => true),
-      sleep(5000),
-    ]);
-    if (stopped !== true) {
-      this.#child.kill("SIGKILL");
-      await this.#exited;
-    }
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// ---------------------------------------------------------------- HTTP
-
-interface Answer {
-  status: number;
-  body: string;
-  cookie: string | null;
-}
-
-async function get(url: string, cookie: string | null): Promise<Answer> {
-  const response = await fetch(
-    url,
-    cookie === null ? {} : { headers: { cookie } },
-  );
-  const body = await response.text();
-  // A browser keeps the last of several cookies of one name in a response.
-  const setCookie = response.headers.getSetCookie().at(-1);
-  return {
-    status: response.status,
-    body,
-    cookie: setCookie?.split(";")[0] ?? null,
-  };
-}
-
-/** Creates `count` sessions through the server and returns their cookies. */
-async function seed(url: string, count: number): Promise<string[]> {
-  const cookies: string[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      next++;
-      const answer = await get(url, null);
-      if (
-        answer.status !== 200 || answer.body !== "new 1" ||
-        answer.cookie === null
-      ) {
-        throw new Error(
-          `seeding a session got ${answer.status} "${answer.body.slice(0, 80)}" ${
-            answer.cookie === null ? "without" : "with"
-          } a cookie, not 200 "new 1" with a cookie`,
-        );
-      }
-      cookies.push(answer.cookie);
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
-  return cookies;
-}
-
-/**
- * Confirms the server does what the workload measures, following the
- * cookies it sets as a browser would: a read finds the seeded counter and
- * leaves it, a write moves it by one, a new session is stored.
- *
- * @throws {Error} saying what the server answered instead.
- */
-async function check(
-  url: string,
-  workload: Workload | null,
-  cookies: string[],
-): Promise<void> {
-  const expect = (answer: Answer, body: string, what: string) => {
-    if (answer.status !== 200 || answer.body !== body) {
-      throw new Error(
-        `${what}: expected 200 "${body}", got ${answer.status} "${answer.body.slice(0, 80)}"`,
-      );
-    }
-  };
-  if (workload === null) {
-    expect(await get(url, null), "ok", "GET /");
-    return;
-  }
-  if (workload === "new") {
-    const first = await get(url, null);
-    expect(first, "new 1", "a request without a cookie");
-    if (first.cookie === null) throw new Error("a new session got no cookie");
-    expect(await get(url, first.cookie), "read 1", "the new session read back");
-    return;
-  }
-  let cookie = cookies[cookies.length - 1]!;
-  const first = await get(url, cookie);
-  cookie = first.cookie ?? cookie;
-  if (workload === "read") {
-    expect(first, "read 1", "a seeded session read");
-    expect(await get(url, cookie), "read 1", "the same session read again");
-    return;
-  }
-  const count = Number(/^write (\d+)$/.exec(first.body)?.[1]);
-  if (!(count >= 2)) expect(first, "write 2", "a seeded session written");
-  expect(
-    await get(url, cookie),
-    `write ${count + 1}`,
-    "the same session written again",
-  );
 }
 
 // ---------------------------------------------------------------- wrk
@@ -304,10 +116,10 @@ function wrk(run: WrkRunOptions, until?: string): Promise<string> {
 
 // ---------------------------------------------------------------- measuring
 
-/** One visit: a fresh server, seeded, checked, warmed up, then `runs` measured runs. */
+/** One visit: a fresh server, seeded, checked, warmed up, then one measured run of `round`. */
 async function measure(
   pair: Pair,
-  runs: number,
+  round: number,
   options: Options,
   ticksPerSecond: number,
 ): Promise<PairResult> {
@@ -317,11 +129,7 @@ async function measure(
     runs: [],
     failure: null,
   };
-  const args = [
-    ...pair.server.args,
-    ...(pair.workload === null ? [] : [pair.workload]),
-  ];
-  const server = new Server(pair.server, args);
+  const server = new Server(pair.server, serverArgs(pair));
   const scratch = mkdtempSync(join(tmpdir(), "tessera-bench-cookies-"));
   try {
     await server.ready();
@@ -337,7 +145,7 @@ async function measure(
       scriptArgs: withCookies ? [cookieFile] : [],
     };
     if (options.warmup > 0) await wrk({ ...run, seconds: options.warmup });
-    for (let i = 0; i < runs; i++) {
+    {
       const ticks = server.cpuTicks();
       const started = performance.now();
       const wrkResult = parseWrk(
@@ -345,9 +153,10 @@ async function measure(
       );
       const seconds = (performance.now() - started) / 1000;
       const problem = wrkProblem(wrkResult);
-      if (problem !== null) throw new Error(`run ${i + 1}: ${problem}`);
+      if (problem !== null) throw new Error(`round ${round + 1}: ${problem}`);
       const usedTicks = server.cpuTicks() - ticks;
       result.runs.push({
+        round,
         rps: requestsPerSecond(wrkResult),
         p99Ms: wrkResult.p99Us / 1000,
         cpuPercent: cpuPercent(usedTicks, ticksPerSecond, seconds),
@@ -455,12 +264,12 @@ function versions(): string {
   ];
   for (const name of Object.keys(bench.devDependencies)) {
     const manifest = join(BENCH, "node_modules", name, "package.json");
-    lines.push(
-      `${name}\t${
-        (JSON.parse(readFileSync(manifest, "utf8")) as { version: string })
-          .version
-      }`,
-    );
+    // A run with --no-install may measure no peer, and then has none installed.
+    const version = existsSync(manifest)
+      ? (JSON.parse(readFileSync(manifest, "utf8")) as { version: string })
+        .version
+      : "not installed";
+    lines.push(`${name}\t${version}`);
   }
   return `${lines.join("\n")}\n`;
 }
@@ -472,20 +281,37 @@ function cpuModel(): string {
   return match?.[1]?.trim() ?? cpus()[0]?.model ?? "unknown CPU";
 }
 
-function machine(loadAtStart: number[]): string {
+/** The runtimes' versions, as one line for the summary. */
+function runtimeVersions(): string {
+  const deno = /deno (\S+)/.exec(output(BINARIES.deno, ["--version"]))?.[1] ??
+    "?";
+  return `Deno ${deno}, Bun ${output(BINARIES.bun, ["--version"])}, Node ${
+    output("node", ["--version"]).replace(/^v/, "")
+  }`;
+}
+
+function machine(
+  loadAtStart: number[],
+  verdict: LoadVerdict,
+  places: readonly Place[],
+): string {
   return [
     `cpu\t${cpuModel()}`,
     `cores\t${cpus().length}`,
     `kernel\tLinux ${release()}`,
     `memory\t${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    `runtimes\t${runtimeVersions()}`,
+    ...places.map((place) => `place ${place.name}\t${place.dir}`),
     `load average at start\t${loadAtStart.map((load) => load.toFixed(2)).join(" ")}`,
+    `load per core at start\t${verdict.perCore.toFixed(2)}`,
     `load average at end\t${loadavg().map((load) => load.toFixed(2)).join(" ")}`,
+    `published\t${verdict.publish ? (verdict.busy ? "yes, forced" : "yes") : "no"}`,
   ].join("\n") + "\n";
 }
 
 function resultsTsv(results: readonly PairResult[]): string {
   const lines = [
-    "server_id\tserver\truntime\tworkload\trun\treq_per_s\tp99_ms\tcpu_percent\tcpu_us_per_req\tfailure",
+    "server_id\tserver\truntime\tworkload\tround\treq_per_s\tp99_ms\tcpu_percent\tcpu_us_per_req\tfailure",
   ];
   for (const result of results) {
     const start = [
@@ -497,10 +323,10 @@ function resultsTsv(results: readonly PairResult[]): string {
     if (result.failure !== null) {
       lines.push([...start, "", "", "", "", "", result.failure].join("\t"));
     }
-    result.runs.forEach((run, index) =>
+    result.runs.forEach((run) =>
       lines.push([
         ...start,
-        index + 1,
+        run.round + 1,
         run.rps.toFixed(1),
         run.p99Ms.toFixed(3),
         run.cpuPercent.toFixed(1),
@@ -554,17 +380,22 @@ function summary(
   options: Options,
   date: string,
   directory: string,
-  loadAtStart: number[],
+  verdict: LoadVerdict,
+  places: readonly Place[],
+  chartLink = `${directory}/ratios.svg`,
 ): string {
   const engines = Object.keys(ENGINES);
   const parts = [
-    `Measured on ${date} with \`npm run bench\`: ${options.runs} runs of ${options.duration} s after a ${options.warmup} s warm-up, ${options.connections} connections, ${options.sessions} sessions seeded; each server pinned to one core and wrk to the other. Machine: ${cpuModel()}, ${cpus().length} cores, Linux ${release()}; load average at the start ${
-      loadAtStart[0]!.toFixed(2)
-    }. Raw results, versions and machine: [${directory}/](${directory}/).`,
-    `![req/s as a share of the bare server of the same runtime](${directory}/ratios.svg)`,
+    ...(verdict.busy ? [`**${verdict.text}**`] : []),
+    `Measured on ${date} with \`npm run bench\`: ${options.runs} rounds, each measuring every server and workload once for ${options.duration} s after a ${options.warmup} s warm-up, ${options.connections} connections, ${options.sessions} sessions seeded; each server pinned to one core and wrk to the other. File sessions in ${
+      places.map((place) => `${place.dir} (${place.name})`).join(" and ")
+    }. Machine: ${cpuModel()}, ${cpus().length} cores, Linux ${release()}, ${runtimeVersions()}; ${
+      verdict.text.replace(/^[^:]*: /, "")
+    } Raw results, versions and machine: \`${directory}/\` in the repository.`,
+    `![req/s as a share of the bare server of the same runtime](${chartLink})`,
     resultsTable(rows),
     failuresText(rows),
-    `"req/s" is the median of the runs and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in this run, whose runs are spread over the whole run (the first at its start, the last at its end); "vs bare (CPU)" divides the bare server's CPU time per request by the row's, which is the same ratio when both servers use their whole core, and holds up better when other work on the machine takes part of it. ${
+    `"req/s" is the median of the rounds and "min-max" their range; "p99 ms", "CPU" (the server's use of its core) and "CPU µs/req" (the server's CPU time per request, which other load on the machine disturbs less than req/s) are medians too. "vs bare" divides req/s by the bare server of the same runtime in the same round, and is the median of the rounds' ratios; "vs bare (CPU)" divides the bare server's CPU time per request by the row's, which is the same ratio when both servers use their whole core, and holds up better when other work on the machine takes part of it. "vs floor" and "vs floor (CPU)" do the same with the row's floor: a bare server doing the I/O the workload cannot avoid with no session logic (bench/servers/floor.ts), signed as the row is. ${
       peersText(engines)
     }`,
     targetsText(checkTargets(rows)),
@@ -586,6 +417,27 @@ function summary(
 
 // ---------------------------------------------------------------- main
 
+/** `--quick`: every planned server started, seeded and checked, nothing timed. */
+async function quick(
+  pairs: readonly Pair[],
+  options: Options,
+): Promise<number> {
+  let failed = 0;
+  for (const pair of pairs) {
+    const failure = await smoke(pair, Math.min(options.sessions, 3));
+    if (failure !== null) failed++;
+    console.log(
+      `${failure === null ? "ok    " : "FAILED"} ${pairLabel(pair)}${
+        failure === null ? "" : `: ${failure}`
+      }`,
+    );
+  }
+  console.log(
+    `${pairs.length - failed} of ${pairs.length} servers answered as their workload says`,
+  );
+  return failed === 0 ? 0 : 1;
+}
+
 async function main(args: string[]): Promise<number> {
   let options: Options | "help";
   try {
@@ -601,27 +453,51 @@ async function main(args: string[]): Promise<number> {
   if (cpus().length < 2) {
     console.log("Warning: one core only; server and wrk share it.");
   }
-  if (options.install) install();
+  let places: Place[];
+  try {
+    places = findPlaces(options.roots);
+  } catch (error) {
+    console.error((error as Error).message);
+    return 2;
+  }
+  const pairs = planPairs(
+    allServers(Object.keys(ENGINES), places),
+    options.only,
+  );
+  if (options.install) install(!options.quick);
+  if (options.quick) return await quick(pairs, options);
 
   const loadAtStart = loadavg();
+  const verdict = judgeLoad(
+    loadAtStart[0]!,
+    cpus().length,
+    options.complete,
+    options.force,
+  );
+  console.log(verdict.text);
   const versionsAtStart = versions();
   const ticksPerSecond = Number(output("getconf", ["CLK_TCK"])) || 100;
-  const pairs = planPairs(allServers(), options.only);
   const floodRuntimes = options.floodOn.filter((runtime) =>
     options.flood > 0 &&
     (options.only === null || options.only.test(`memory flood ${runtime}`))
   );
   const started = performance.now();
-  // One result per pair, in the plan's order; a pair visited several times
-  // (a bare server) collects the runs of every visit.
+  // One result per pair, in the plan's order, collecting the run of every round.
   const results = new Map<Pair, PairResult>();
   const visits = schedule(pairs, options.runs);
   for (const [index, visit] of visits.entries()) {
     const elapsed = (performance.now() - started) / 1000;
     console.log(
-      `[${index + 1}/${visits.length}, ${elapsed.toFixed(0)} s] ${pairLabel(visit.pair)}`,
+      `[${index + 1}/${visits.length}, round ${visit.round + 1}, ${elapsed.toFixed(0)} s] ${
+        pairLabel(visit.pair)
+      }`,
     );
-    const result = await measure(visit.pair, visit.runs, options, ticksPerSecond);
+    const result = await measure(
+      visit.pair,
+      visit.round,
+      options,
+      ticksPerSecond,
+    );
     if (result.failure === null) {
       console.log(
         `  ${result.runs.map((run) => formatCount(run.rps)).join(", ")} req/s`,
@@ -643,14 +519,14 @@ async function main(args: string[]): Promise<number> {
   }
 
   const date = new Date().toISOString().slice(0, 10);
-  const directory = options.complete
+  const directory = verdict.publish
     ? join(BENCH, "results", date)
     : mkdtempSync(join(tmpdir(), `tessera-bench-${date}-`));
   mkdirSync(directory, { recursive: true });
   const shown = relative(ROOT, directory).startsWith("..") ? directory : relative(ROOT, directory);
   const measured = pairs.flatMap((pair) => results.get(pair) ?? []);
   const rows = buildRows(measured);
-  const text = summary(rows, floods, options, date, shown, loadAtStart);
+  const text = summary(rows, floods, options, date, shown, verdict, places);
   writeFileSync(join(directory, "results.tsv"), resultsTsv(measured));
   if (floods.length > 0) {
     writeFileSync(join(directory, "memory.tsv"), floodTsv(floods));
@@ -658,11 +534,26 @@ async function main(args: string[]): Promise<number> {
   writeFileSync(join(directory, "table.md"), text);
   writeFileSync(join(directory, "ratios.svg"), chart(rows));
   writeFileSync(join(directory, "versions.tsv"), versionsAtStart);
-  writeFileSync(join(directory, "machine.tsv"), machine(loadAtStart));
-  if (options.complete) {
-    const readme = join(ROOT, "README.md");
-    writeFileSync(readme, replaceBlock(readFileSync(readme, "utf8"), text));
-    spawnSync(BINARIES.deno, ["fmt", "--quiet", readme], {
+  writeFileSync(
+    join(directory, "machine.tsv"),
+    machine(loadAtStart, verdict, places),
+  );
+  if (verdict.publish) {
+    // docs/ is published; bench/results/ is not, so the page shows its own copy of the chart.
+    const page = join(ROOT, "docs", "benchmarks.md");
+    const docsText = summary(
+      rows,
+      floods,
+      options,
+      date,
+      shown,
+      verdict,
+      places,
+      "benchmarks.svg",
+    );
+    writeFileSync(page, replaceBlock(readFileSync(page, "utf8"), docsText));
+    writeFileSync(join(ROOT, "docs", "benchmarks.svg"), chart(rows));
+    spawnSync(BINARIES.deno, ["fmt", "--quiet", page], {
       cwd: ROOT,
       stdio: "inherit",
     });
@@ -670,7 +561,11 @@ async function main(args: string[]): Promise<number> {
   console.log(`\n${text}`);
   console.log(
     `Done in ${((performance.now() - started) / 1000).toFixed(0)} s; results in ${shown}${
-      options.complete ? " and README.md" : " (a partial run: README.md left as it was)"
+      verdict.publish
+        ? " and docs/benchmarks.md"
+        : options.complete
+        ? " (a busy machine: docs/ left as it was)"
+        : " (a partial run: docs/ left as it was)"
     }.`,
   );
   return measured.some((result) => result.failure !== null) ||

@@ -29,7 +29,9 @@ describe("the demo app", () => {
     assert.match(first.body, /visited this page <strong>1<\/strong> time\./);
     const key = browser.cookies.get("sessionid")!;
     assert.match(key, /^[a-z0-9]{32}$/);
-    assert.ok(first.body.includes(`<code>${key}</code>`));
+    assert.ok(first.body.includes(`<code class="key">${key}</code>`));
+    assert.match(first.body, /only because it is a demo/);
+    assert.match(first.body, /first visit in this session/);
     assert.ok(first.body.includes(join(dir, `sessionid${key}`)));
     assert.ok(existsSync(join(dir, `sessionid${key}`)));
     assert.match((await browser.text("/")).body, /<strong>2<\/strong> times/);
@@ -47,6 +49,11 @@ describe("the demo app", () => {
     const home = await browser.text("/");
     assert.match(home.body, /Logged in as <strong>Ada &#60;script&#62;<\/strong>/);
     assert.match(home.body, /when the browser closes/);
+    assert.match(home.body, /new key<\/strong> \(it was <code>[a-z0-9]{32}<\/code>/);
+    assert.ok(home.body.includes(`it was <code>${before}</code>`));
+    assert.match(home.body, /session fixation/);
+    assert.match(home.body, /browser-session cookie/);
+    assert.doesNotMatch(home.body, /\d{4}-\d\d-\d\dT/); // no raw ISO times
     assert.doesNotMatch(home.response.headers.get("set-cookie")!, /Max-Age/);
 
     const logout = await browser.fetch("/logout", { method: "POST" });
@@ -54,7 +61,11 @@ describe("the demo app", () => {
     assert.match(logout.headers.get("set-cookie")!, /^sessionid=; Expires=Thu, 01 Jan 1970/);
     assert.equal(browser.cookies.has("sessionid"), false);
     assert.equal(existsSync(join(dir, `sessionid${after}`)), false);
-    assert.match((await browser.text("/")).body, /<strong>1<\/strong> time\./);
+    const afterLogout = await browser.text(logout.headers.get("location")!.replace(server.url, ""));
+    assert.match(afterLogout.body, /<strong>1<\/strong> time\./);
+    assert.ok(
+      afterLogout.body.includes(`${join(dir, `sessionid${after}`)}</code> no longer exists`),
+    );
   });
 
   it("remembers a user for 30 days when asked", async () => {
@@ -63,6 +74,8 @@ describe("the demo app", () => {
     const home = await browser.text("/");
     assert.match(home.response.headers.get("set-cookie")!, /Max-Age=2592000/);
     assert.match(home.body, /Logged in as <strong>Grace<\/strong>/);
+    assert.match(home.body, /You ticked "remember me"/);
+    assert.match(home.body, /in 30 days\)/);
   });
 
   it("refuses an empty name and answers unknown pages with 404", async () => {
@@ -71,7 +84,7 @@ describe("the demo app", () => {
     assert.equal((await browser.fetch("/nowhere")).status, 404);
   });
 
-  it("keeps only session files in its directory", () => {
-    for (const name of readdirSync(dir)) assert.match(name, /^sessionid[a-z0-9]{32}$/);
+  it("keeps only session files, and the tombstones of logouts, in its directory", () => {
+    for (const name of readdirSync(dir)) assert.match(name, /^sessionid[a-z0-9]{32}(\.gone)?$/);
   });
 });

@@ -450,11 +450,12 @@ describe("withSessions(): store failures", () => {
     const browser = start(counter, { store, logger });
     await browser.text("/");
     const key = sessionCookieOf(browser)!;
-    // A directory where the session file should be: a read error that is
-    // not "no such session".
-    rmSync(join(dir, `sessionid${key}`));
-    const { mkdirSync } = await import("node:fs");
-    mkdirSync(join(dir, `sessionid${key}`));
+    // The session directory replaced by a symlink to itself: a read error
+    // that is not "no such session" (a directory at the file's name would
+    // only be ignored, as not the engine's own file).
+    rmSync(dir, { recursive: true });
+    const { symlinkSync } = await import("node:fs");
+    symlinkSync(dir, dir);
     const { response } = await browser.text("/");
     assert.equal(response.status, 500);
     assert.match(logger.errors[0]!.message, /Cannot load the session/);
@@ -475,10 +476,11 @@ describe("withSessions(): store failures", () => {
       }
     }, { store, logger: new RecordingLogger() });
     dirs.push(dir);
-    // A key whose file is a directory makes the load fail.
+    // A session directory that is a symlink to itself makes the load fail.
     const key = "a".repeat(32);
-    const { mkdirSync } = await import("node:fs");
-    mkdirSync(join(dir, `sessionid${key}`));
+    rmSync(dir, { recursive: true });
+    const { symlinkSync } = await import("node:fs");
+    symlinkSync(dir, dir);
     const { response, body } = await browser.text("/", { headers: { cookie: `sessionid=${key}` } });
     assert.equal(response.status, 503);
     assert.equal(body, "sessions are down");

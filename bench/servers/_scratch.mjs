@@ -4,13 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /**
- * A fresh, empty directory in the OS temp dir.
+ * A fresh, empty directory in `root` (default: the OS temp dir).
  *
  * @param {string} prefix
+ * @param {string | undefined} [root]
  * @returns {string}
  */
-export function scratchDirectory(prefix) {
-  return mkdtempSync(join(tmpdir(), prefix));
+export function scratchDirectory(prefix, root) {
+  return mkdtempSync(join(root ?? tmpdir(), prefix));
 }
 
 /**

@@ -4,7 +4,8 @@
 // process and a list of clean-ups to run when it stops (an engine that needs
 // a service of its own, such as a Redis server on a free 127.0.0.1 port,
 // starts it in its factory and registers its stop there).
-import { CookieStore, FileStore, MemoryStore, type SessionStore } from "../../mod.ts";
+import { join } from "node:path";
+import { CookieStore, FileStore, MemoryStore, type SessionStore, SqliteStore } from "../../mod.ts";
 
 /** What an engine factory gets from the server that runs it. */
 export interface EngineContext {
@@ -23,11 +24,18 @@ export type EngineFactory = (
 
 /**
  * Every engine the benchmark measures, by the name the harness passes. Each
- * runs at its defaults; FileStore gets a directory of its own so that runs
- * never share files.
+ * runs at its defaults; FileStore and SqliteStore get a directory of their
+ * own so that runs never share files.
  */
 export const ENGINES: Record<string, EngineFactory> = {
   memory: ({ maxEntries }) => new MemoryStore(maxEntries === undefined ? {} : { maxEntries }),
   file: ({ directory }) => new FileStore({ path: directory }),
   cookie: () => new CookieStore(),
+  sqlite: ({ directory, cleanups }) => {
+    const store = new SqliteStore({
+      path: join(directory, "sessions.sqlite3"),
+    });
+    cleanups.push(() => store.close());
+    return store;
+  },
 };

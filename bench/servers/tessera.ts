@@ -1,13 +1,27 @@
-// Tessera on Deno or Bun: `tessera.ts <engine> <workload> [maxEntries]`,
-// with the engine one of ENGINES in engines.ts.
+// Tessera on Deno or Bun:
+//
+//   tessera.ts <engine> <workload> [maxEntries] [--root <dir>] [--plain]
+//
+// with the engine one of ENGINES in engines.ts, its files (if any) in a
+// fresh directory in `--root` (default: the OS temp dir), and a secret, so
+// that records are signed (the recommended configuration), unless `--plain`.
 import process from "node:process";
+import { parseArgs } from "node:util";
 import { getSession, withSessions } from "../../mod.ts";
 import { listen } from "./_listen.ts";
 import { SECRET, visit, workloadOf } from "./_counter.mjs";
 import { type EngineContext, ENGINES } from "./engines.ts";
 import { removeScratch, scratchDirectory } from "./_scratch.mjs";
 
-const [engineName = "", workloadName, maxEntriesText] = process.argv.slice(2);
+const { values, positionals } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    root: { type: "string" },
+    plain: { type: "boolean", default: false },
+  },
+  allowPositionals: true,
+});
+const [engineName = "", workloadName, maxEntriesText] = positionals;
 const factory = ENGINES[engineName];
 if (factory === undefined) {
   throw new TypeError(
@@ -19,7 +33,7 @@ if (factory === undefined) {
 const workload = workloadOf(workloadName);
 
 const context: EngineContext = {
-  directory: scratchDirectory("tessera-bench-"),
+  directory: scratchDirectory("tessera-bench-", values.root),
   maxEntries: maxEntriesText === undefined ? undefined : Number(maxEntriesText),
   cleanups: [],
 };
@@ -45,4 +59,4 @@ listen(withSessions(async (req) => {
   const { store: next, body } = visit(session.get("count"), workload);
   if (next !== undefined) session.set("count", next);
   return new Response(body);
-}, { store, secret: SECRET }));
+}, values.plain ? { store } : { store, secret: SECRET }));

@@ -7,7 +7,7 @@
  *
  * ```sh
  * deno run --allow-read --allow-write --allow-env jsr:@tessera/sessions/clearsessions --dir ./sessions
- * bunx tessera-clearsessions --config ./sessions.config.ts
+ * bun ./clearsessions.ts --config ./sessions.config.ts  # Bun: a three-line file calling main()
  * ```
  *
  * @example Sweeping a directory from code
@@ -29,6 +29,7 @@
  */
 
 import { stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import process from "node:process";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -332,6 +333,7 @@ export async function main(args: string[], io: CommandIo = processIo()): Promise
     const files = store instanceof FileStore ? store : null;
     summary.directory = files?.path ?? null;
     summary.prefix = files?.prefix ?? null;
+    if (files !== null) checkDenoAccess(files.path, flags.dryRun);
     if (store.expiresOnItsOwn === true) {
       summary.expiresOnItsOwn = true;
       summary.removed = 0;
@@ -416,6 +418,7 @@ function parseFlags(args: string[]): Flags {
 // cookie name).
 async function buildStore(flags: Flags): Promise<SessionStore> {
   if (flags.config === undefined) {
+    checkDenoAccess(flags.dir ?? tmpdir(), flags.dryRun);
     if (flags.dir !== undefined && !(await stat(flags.dir).catch(() => null))?.isDirectory()) {
       throw new Error(`Cannot sweep '${flags.dir}' as it is not an existing directory`);
     }
@@ -454,6 +457,28 @@ async function buildStore(flags: Flags): Promise<SessionStore> {
     return resolveOptions(options as SessionOptions).engine;
   } catch (error) {
     throw new Error(`Cannot use the options of '${config}': ${messageOf(error)}`);
+  }
+}
+
+interface DenoPermissions {
+  permissions: {
+    querySync(descriptor: { name: "read" | "write"; path: string }): { state: string };
+  };
+}
+
+// Without --allow-read, Deno makes every file look missing, and without
+// --allow-write every removal fails on its own: one message naming the flag
+// and the path says what to do instead. A permission Deno would prompt for
+// counts as missing, since the command runs from cron, not a terminal.
+function checkDenoAccess(path: string, dryRun: boolean): void {
+  const deno = (globalThis as { Deno?: DenoPermissions }).Deno;
+  if (deno?.permissions?.querySync === undefined) return;
+  for (const name of dryRun ? ["read" as const] : ["read" as const, "write" as const]) {
+    if (deno.permissions.querySync({ name, path }).state !== "granted") {
+      throw new Error(
+        `Cannot sweep '${path}' as Deno's --allow-${name} does not cover it: run again with --allow-${name}=${path}`,
+      );
+    }
   }
 }
 

@@ -35,22 +35,23 @@
 // asynchronously, CONCURRENCY at a time. bench/clearsessions_bench.ts
 // measures the choices.
 
-import {
-  closeSync,
-  linkSync,
-  lstatSync,
-  openSync,
-  readSync,
-  renameSync,
-  type Stats,
-  unlinkSync,
-} from "node:fs";
+import { linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
 import { readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { generateKey, isValidKey } from "../_key.ts";
+import type { Logger } from "../logger.ts";
 import { errorCode, fileError, isMissing } from "./_file_errors.ts";
+import { isTrusted, processUser, readStartTrusted, untrustedWarning } from "./_file_trust.ts";
 import type { SweepOptions, SweepReport } from "./store.ts";
+
+/**
+ * The longest random tail after the temp mark in a name the engine or the
+ * sweeper builds: a temp file's tail is 12 characters, an aside name's is
+ * "sweep", 8 characters and a counter of at most 11 (2^53 in base 36).
+ */
+export const LONGEST_TEMP_TAIL = 24;
+const TEMP_TAIL = /^[a-z0-9]{12,24}$/;
 
 /** What the sweeper needs to know of a FileStore. */
 export interface SweepTarget {
@@ -58,6 +59,10 @@ export interface SweepTarget {
   prefix: string;
   /** The mark between a session file's name and a temp file's random suffix. */
   tempMark: string;
+  /** The suffix of a session file's name that makes a logout's tombstone. */
+  tombstoneMark: string;
+  /** Where the sweep reports files it ignored as not the engine's own. */
+  logger?: Logger;
   /** Milliseconds after which a temp file counts as left by a crashed write. */
   staleTempAfter: number;
   /** Seconds a file without a readable expiry lives after its modification time. */
@@ -85,6 +90,26 @@ interface FileFacts {
   ctimeMs: number;
   size: number;
   ino: number | bigint | null;
+  uid: number | null;
+  mode: number | null;
+}
+
+// The part of Deno's file system API the sweeper calls, typed here so that
+// the module also type-checks where Deno's types are absent (a Bun project).
+interface DenoFileInfo {
+  isFile: boolean;
+  mtime: Date | null;
+  ctime: Date | null;
+  size: number;
+  ino: number | null;
+  uid: number | null;
+  mode: number | null;
+}
+interface DenoFileSystem {
+  lstatSync(path: string): DenoFileInfo;
+  renameSync(from: string, to: string): void;
+  remove(path: string): Promise<void>;
+  readDir(path: string): AsyncIterable<{ name: string }>;
 }
 
 // The calls made once per file. Deno's own ones skip the argument checks and
@@ -93,26 +118,32 @@ interface FileFacts {
 // written back to disk (bench/clearsessions_bench.ts). Bun's node:fs calls
 // are its own. Deno.remove() would also remove an empty directory, so it is
 // given only a file the sweep has just seen to be the regular file it judged.
-const deno = (globalThis as { Deno?: typeof Deno }).Deno;
-const fs = deno !== undefined
+const deno = (globalThis as { Deno?: DenoFileSystem }).Deno;
+const fs: {
+  lstat(file: string): FileFacts;
+  rename(from: string, to: string): void;
+  unlinkJudged(file: string): Promise<void>;
+} = deno !== undefined
   ? {
-    lstat: (file: string) => denoFacts(deno.lstatSync(file)),
-    rename: deno.renameSync,
-    unlinkJudged: (file: string) => deno.remove(file),
+    lstat: (file) => denoFacts(deno.lstatSync(file)),
+    rename: (from, to) => deno.renameSync(from, to),
+    unlinkJudged: (file) => deno.remove(file),
   }
   : {
-    lstat: (file: string) => nodeFacts(lstatSync(file)),
+    lstat: (file) => nodeFacts(lstatSync(file)),
     rename: renameSync,
     unlinkJudged: unlink,
   };
 
-function denoFacts(info: Deno.FileInfo): FileFacts {
+function denoFacts(info: DenoFileInfo): FileFacts {
   return {
     isFile: info.isFile,
     mtimeMs: info.mtime?.getTime() ?? NaN,
     ctimeMs: info.ctime?.getTime() ?? NaN,
     size: info.size,
     ino: info.ino,
+    uid: info.uid,
+    mode: info.mode,
   };
 }
 
@@ -123,6 +154,8 @@ function nodeFacts(stats: Stats): FileFacts {
     ctimeMs: stats.ctimeMs,
     size: stats.size,
     ino: stats.ino,
+    uid: stats.uid,
+    mode: stats.mode,
   };
 }
 
@@ -144,6 +177,8 @@ export interface SweepInternals {
   beforeTake?(file: string): void;
   /** After a file taken aside turned out to be live, before it is linked back. */
   beforeRestore?(file: string): void;
+  /** After a live file was linked back, before the check for a logout's tombstone. */
+  afterRestore?(file: string): void;
   /** Unlinks in flight at once, instead of CONCURRENCY. */
   concurrency?: number;
 }
@@ -157,7 +192,17 @@ export async function sweepFiles(
   options: SweepOptions = {},
   internals: SweepInternals = {},
 ): Promise<SweepReport> {
-  const sweep = new Sweep(target, options, internals);
+  if (target.prefix === "") {
+    // FileStore refuses it first; this guards every other caller.
+    throw new TypeError(
+      "Cannot sweep as the prefix must not be empty, or any file named like a key would be judged",
+    );
+  }
+  const probe = () =>
+    join(target.path, target.prefix + generateKey()) + target.tempMark +
+    generateKey().slice(0, 12);
+  const owner = await processUser(probe, target.path);
+  const sweep = new Sweep(target, owner, options, internals);
   const names = listNames(target.path);
   let checked = 0;
   let sliceEnd = performance.now() + SLICE_MS;
@@ -182,6 +227,7 @@ export async function sweepFiles(
   } finally {
     await names.return(undefined);
     await sweep.done();
+    if (sweep.untrusted > 0) target.logger?.warn(untrustedWarning(target.path, sweep.untrusted));
   }
   options.onProgress?.(checked);
   return sweep.report;
@@ -190,6 +236,7 @@ export async function sweepFiles(
 class Sweep {
   readonly report: SweepReport = { removed: 0, kept: 0, tempRemoved: 0, failed: 0, errors: [] };
   readonly #target: SweepTarget;
+  readonly #owner: number | null;
   readonly #now: number;
   readonly #dryRun: boolean;
   readonly #cookieAgeMs: number;
@@ -198,10 +245,18 @@ class Sweep {
   // Aside names: unique per sweep, so that two sweepers never share one.
   readonly #asideMark = `sweep${generateKey().slice(0, 8)}`;
   #taken = 0;
+  /** Files at the engine's names that are not the engine's own, left alone. */
+  untrusted = 0;
   readonly #removals = new Set<Promise<void>>();
 
-  constructor(target: SweepTarget, options: SweepOptions, internals: SweepInternals) {
+  constructor(
+    target: SweepTarget,
+    owner: number | null,
+    options: SweepOptions,
+    internals: SweepInternals,
+  ) {
     this.#target = target;
+    this.#owner = owner;
     this.#hooks = internals;
     this.#concurrency = internals.concurrency ?? CONCURRENCY;
     this.#now = options.now ?? Date.now();
@@ -209,29 +264,41 @@ class Sweep {
     this.#cookieAgeMs = (options.cookieAge ?? target.cookieAge) * 1000;
   }
 
+  // Only names of the forms the engine writes: prefix + key, its temp and
+  // aside names (key, mark, 12 to 24 characters of the key alphabet), and
+  // its tombstones.
   visit(name: string): void {
-    const { path, prefix, tempMark } = this.#target;
+    const { path, prefix, tempMark, tombstoneMark } = this.#target;
     if (!name.startsWith(prefix)) return;
     const rest = name.slice(prefix.length);
     if (isValidKey(rest)) {
       this.#visitSession(join(path, name));
       return;
     }
+    if (rest.endsWith(tombstoneMark)) {
+      if (isValidKey(rest.slice(0, -tombstoneMark.length))) this.#visitLeftover(join(path, name));
+      return;
+    }
     const mark = rest.indexOf(tempMark);
+    const tail = rest.slice(mark + tempMark.length);
     // Not this sweep's own files taken aside, which a streamed listing may
     // show while their removal is in flight.
     if (
-      mark > 0 && isValidKey(rest.slice(0, mark)) &&
-      !rest.startsWith(this.#asideMark, mark + tempMark.length)
+      mark > 0 && isValidKey(rest.slice(0, mark)) && TEMP_TAIL.test(tail) &&
+      !tail.startsWith(this.#asideMark)
     ) {
-      this.#visitTemp(join(path, name));
+      this.#visitLeftover(join(path, name));
     }
   }
 
   #visitSession(file: string): void {
     const before = this.#lstat(file, "check a session file");
-    // Gone (deleted by a logout or another sweeper), or not a file of ours.
-    if (before === null || !before.isFile) return;
+    // Gone (deleted by a logout or another sweeper).
+    if (before === null) return;
+    if (!isTrusted(before, this.#owner)) {
+      this.untrusted++;
+      return;
+    }
     const expiresAt = this.#expiryOf(file, before);
     if (expiresAt === null) return;
     if (expiresAt > this.#now) {
@@ -262,9 +329,14 @@ class Sweep {
     if (facts.mtimeMs > facts.ctimeMs + CTIME_SLACK_MS) return facts.mtimeMs;
     let firstLine: string;
     try {
-      firstLine = readStart(file);
+      firstLine = readStartTrusted(file, this.#target.path, this.#owner, FIRST_LINE_BYTES);
     } catch (error) {
-      if (!isMissing(error)) this.#fail("read a session file", error);
+      this.#failWith(error as Error);
+      return null;
+    }
+    if (firstLine === "missing") return null;
+    if (firstLine === "untrusted") {
+      this.untrusted++;
       return null;
     }
     const newline = firstLine.indexOf("\n");
@@ -294,6 +366,7 @@ class Sweep {
     // A save made the session live again: put it back, unless a yet newer
     // save already stands at the name.
     this.#hooks.beforeRestore?.(file);
+    let restored = true;
     try {
       linkSync(aside, file);
     } catch (error) {
@@ -302,13 +375,26 @@ class Sweep {
         this.#fail("restore a live session file", error);
         return;
       }
+      restored = false;
+    }
+    this.#hooks.afterRestore?.(file);
+    // A logout while the file was aside found no file to remove; its
+    // tombstone, made before it looked, is there now: undo the restore.
+    const loggedOut = restored &&
+      this.#lstat(file + this.#target.tombstoneMark, "check a session file") !== null;
+    if (loggedOut) {
+      try {
+        unlinkSync(file);
+      } catch (error) {
+        if (!isMissing(error)) this.#fail("remove a logged-out session file", error);
+      }
     }
     try {
       unlinkSync(aside);
     } catch (error) {
       if (!isMissing(error)) this.#fail("remove a temp file", error);
     }
-    this.report.kept++;
+    if (!loggedOut) this.report.kept++;
   }
 
   // The file is out of every save's way under its aside name: freeing it,
@@ -316,7 +402,7 @@ class Sweep {
   #unlinkLater(aside: string): void {
     const removal: Promise<void> = fs.unlinkJudged(aside).then(
       () => void this.report.removed++,
-      (error) => {
+      (error: unknown) => {
         if (isMissing(error)) this.report.removed++;
         else this.#fail("remove an expired session file", error);
       },
@@ -324,9 +410,15 @@ class Sweep {
     this.#removals.add(removal);
   }
 
-  #visitTemp(file: string): void {
+  // A temp file left by a write that crashed, or a logout's tombstone: both
+  // are removed once older than staleTempAfter, which outlasts any live write.
+  #visitLeftover(file: string): void {
     const facts = this.#lstat(file, "check a temp file");
-    if (facts === null || !facts.isFile) return;
+    if (facts === null) return;
+    if (!isTrusted(facts, this.#owner)) {
+      this.untrusted++;
+      return;
+    }
     // ctime, not mtime: a temp file's mtime is already set to the expiry.
     // The file system keeps sub-millisecond times and Date.now() does not: a
     // temp file made in this very millisecond can look a fraction younger
@@ -354,10 +446,12 @@ class Sweep {
   }
 
   #fail(action: string, error: unknown): void {
+    this.#failWith(fileError(action, this.#target.path, error));
+  }
+
+  #failWith(error: Error): void {
     this.report.failed++;
-    if (this.report.errors.length < MAX_ERRORS) {
-      this.report.errors.push(fileError(action, this.#target.path, error).message);
-    }
+    if (this.report.errors.length < MAX_ERRORS) this.report.errors.push(error.message);
   }
 }
 
@@ -365,15 +459,4 @@ class Sweep {
 // never change a file in place, they replace it with a new inode.
 function isSameFile(a: FileFacts, b: FileFacts): boolean {
   return a.mtimeMs === b.mtimeMs && a.size === b.size && (a.ino === null || a.ino === b.ino);
-}
-
-function readStart(file: string): string {
-  const fd = openSync(file, "r");
-  try {
-    const buffer = new Uint8Array(FIRST_LINE_BYTES);
-    const length = readSync(fd, buffer, 0, FIRST_LINE_BYTES, 0);
-    return new TextDecoder().decode(buffer.subarray(0, length));
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -22,6 +22,16 @@ import type { SessionStore, StoredSession, StoreSettings } from "./store.ts";
  * store. Deleting is the exception: a session that could not be removed
  * from the cache would outlive its logout, so that error fails the request.
  *
+ * A logout is final. A fill (or an update) that read or wrote the durable
+ * store before a concurrent delete, and reaches the cache after it, does not
+ * bring the session back: a delete by this store tells every fill and update
+ * of that key in flight here, which then keeps out of the cache; and after
+ * writing the cache, a fill or update asks the durable store whether the
+ * session still exists (one `exists()`, never on a cache hit) and removes
+ * its copy when it does not, which covers a delete made by another server
+ * on a shared cache. Such a copy can be seen by other servers only for that
+ * one round trip.
+ *
  * @example Memory in front of SQLite
  * ```ts
  * import { CachedStore, MemoryStore, SqliteStore, withSessions } from "@tessera/sessions";
@@ -60,6 +70,9 @@ export class CachedStore implements SessionStore {
    */
   readonly durable: SessionStore;
   #logger: Logger = console;
+  // The fills and updates on their way to the cache, by key, so that a
+  // delete can tell them their record is gone. Empty when the store is idle.
+  readonly #flights = new Map<string, Set<Flight>>();
 
   /**
    * Puts `cache` in front of `durable`.
@@ -163,16 +176,23 @@ export class CachedStore implements SessionStore {
       // Django counts any cache error as a miss (#17810).
       this.#readFailed(error);
     }
-    const record = await this.durable.load(key);
-    if (record !== null) {
+    const flight = this.#board(key);
+    try {
+      const record = await this.durable.load(key);
+      if (record === null || flight.deleted) return null;
       try {
         // Create-only: a fill never overwrites what a concurrent save wrote.
         await this.cache.save(key, record, true);
       } catch (error) {
-        if (!(error instanceof SessionExistsError)) this.#saveFailed(error);
+        if (error instanceof SessionExistsError) return flight.deleted ? null : record;
+        this.#saveFailed(error);
+        // A write that failed on the way back (a timeout) may still have
+        // landed: it is confirmed like one that succeeded.
       }
+      return await this.#confirm(key, flight) ? record : null;
+    } finally {
+      this.#land(key, flight);
     }
-    return record;
   }
 
   /**
@@ -229,17 +249,27 @@ export class CachedStore implements SessionStore {
    * ```
    */
   async save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
-    let savedKey: string;
+    const flight = this.#board(key);
     try {
-      savedKey = await this.durable.save(key, record, mustCreate);
-    } catch (error) {
-      // Deleted from the durable store behind the cache's back: the cached
-      // copy must not keep the session alive.
-      if (error instanceof SessionInterruptedError) await this.cache.delete(key).catch(() => {});
-      throw error;
+      let savedKey: string;
+      try {
+        savedKey = await this.durable.save(key, record, mustCreate);
+      } catch (error) {
+        // Deleted from the durable store behind the cache's back: the cached
+        // copy must not keep the session alive.
+        if (error instanceof SessionInterruptedError) await this.cache.delete(key).catch(() => {});
+        throw error;
+      }
+      // Saved, then deleted by a concurrent logout whose own cache delete
+      // covers any older copy: writing this one would undo the logout.
+      if (flight.deleted) return savedKey;
+      await this.#cacheSet(savedKey, record, !mustCreate);
+      // A new key is known to no one else yet: nobody can have deleted it.
+      if (!mustCreate) await this.#confirm(savedKey, flight);
+      return savedKey;
+    } finally {
+      this.#land(key, flight);
     }
-    await this.#cacheSet(savedKey, record, !mustCreate);
-    return savedKey;
   }
 
   /**
@@ -256,6 +286,8 @@ export class CachedStore implements SessionStore {
    */
   async delete(key: string): Promise<void> {
     await this.durable.delete(key);
+    // After the durable delete: a fill that boards later reads no record.
+    for (const flight of this.#flights.get(key) ?? []) flight.deleted = true;
     await this.cache.delete(key);
   }
 
@@ -296,6 +328,59 @@ export class CachedStore implements SessionStore {
     }
   }
 
+  #board(key: string): Flight {
+    const flight: Flight = { deleted: false };
+    const flights = this.#flights.get(key);
+    if (flights === undefined) this.#flights.set(key, new Set([flight]));
+    else flights.add(flight);
+    return flight;
+  }
+
+  #land(key: string, flight: Flight): void {
+    const flights = this.#flights.get(key);
+    flights?.delete(flight);
+    if (flights?.size === 0) this.#flights.delete(key);
+  }
+
+  // Called after writing the cache, so that any delete whose cache delete
+  // came before that write has already deleted from the durable store, and
+  // exists() sees it gone. Resolves to whether the session still exists; a
+  // copy of a session that does not is removed, and an error removing it
+  // fails the request, as delete() does.
+  async #confirm(key: string, flight: Flight): Promise<boolean> {
+    let alive = !flight.deleted;
+    if (alive) {
+      try {
+        alive = await this.durable.exists(key) && !flight.deleted;
+      } catch (error) {
+        // Unknown: the copy goes (the cache is only an optimisation) and the
+        // record read before stands, as a read before any delete would.
+        this.#logger.warn(
+          `Cannot confirm a cached session with the durable store (${storeName(this.durable)}): ${
+            messageOf(error)
+          }; the cached copy was removed`,
+        );
+        await this.#evict(key);
+        return true;
+      }
+    }
+    if (!alive) await this.#evict(key);
+    return alive;
+  }
+
+  async #evict(key: string): Promise<void> {
+    try {
+      await this.cache.delete(key);
+    } catch (error) {
+      throw new Error(
+        `Cannot remove a deleted session from the cache (${storeName(this.cache)}): ${
+          messageOf(error)
+        }`,
+        { cause: error },
+      );
+    }
+  }
+
   // Django's words, logged at its level (logger.exception).
   #saveFailed(error: unknown): void {
     this.#logger.error(`Error saving to cache (${storeName(this.cache)})`, error);
@@ -308,6 +393,15 @@ export class CachedStore implements SessionStore {
       `Error reading from cache (${storeName(this.cache)}): ${name}; the durable store answered`,
     );
   }
+}
+
+// One fill or update of a key, told by delete() when the key's record is gone.
+interface Flight {
+  deleted: boolean;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function isStore(value: unknown): value is SessionStore {

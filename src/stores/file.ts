@@ -4,15 +4,28 @@
  * @module
  */
 
-import { statSync } from "node:fs";
-import { link, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { constants, statSync } from "node:fs";
+import { link, lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKey, isValidKey } from "../_key.ts";
 import { SessionExistsError, SessionInterruptedError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { errorCode, fileError, isMissing } from "./_file_errors.ts";
-import { sweepFiles } from "./_file_sweep.ts";
+import {
+  denoPermissionMessage,
+  errorCode,
+  fileError,
+  isMissing,
+  missingDenoPermission,
+} from "./_file_errors.ts";
+import { LONGEST_TEMP_TAIL, sweepFiles } from "./_file_sweep.ts";
+import {
+  isTrusted,
+  ownershipOf,
+  processUser,
+  readTrusted,
+  untrustedWarning,
+} from "./_file_trust.ts";
 import {
   createWithUniqueKey,
   type SessionStore,
@@ -66,11 +79,54 @@ export interface FileStoreOptions {
    * ```
    */
   staleTempAfter?: number;
+  /**
+   * Whether a write is flushed to disk (`fsync` of the file, then of the
+   * directory) before it is acknowledged, so that it survives a power loss
+   * or a kernel crash, and not only a killed process. Each save then waits
+   * for the disk: on a disk without a write cache, several milliseconds.
+   *
+   * @default {false}
+   */
+  durable?: boolean;
 }
 
 // A temp file is named after its target plus this and a random suffix; the
 // dot keeps it from ever being read as a session (keys are a-z0-9 only).
 const TEMP_MARK = ".tmp-";
+// A logout leaves prefix + key + this (a tombstone) for staleTempAfter, so
+// that no write racing it can bring the session back; see delete().
+const TOMBSTONE_MARK = ".gone";
+// The longest name the engine and its sweeper build: the prefix, the longest
+// key Tessera accepts, and the longest of the suffixes (a sweeper's aside
+// name). Most file systems refuse a name over 255 bytes (NAME_MAX).
+const NAME_MAX = 255;
+const LONGEST_KEY = 40;
+const LONGEST_SUFFIX = Math.max(TEMP_MARK.length + LONGEST_TEMP_TAIL, TOMBSTONE_MARK.length);
+const LONGEST_PREFIX = NAME_MAX - LONGEST_KEY - LONGEST_SUFFIX;
+// A tombstone is made without following a symlink or blocking on a FIFO
+// planted at its name.
+const TOMBSTONE_FLAGS = constants.O_WRONLY | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0) |
+  (constants.O_NONBLOCK ?? 0);
+
+/** Points in a save where tests pause it, to run a race deterministically. */
+export interface FileStoreInternals {
+  /** In an update, after the check that the file exists and before the rename over it. */
+  beforeRename?(file: string): void | Promise<void>;
+}
+
+const INTERNALS = new WeakMap<FileStore, FileStoreInternals>();
+
+/**
+ * Sets the test hooks of `store` (internal; not exported by the package).
+ *
+ * @example
+ * ```ts ignore
+ * setFileStoreInternals(store, { beforeRename: () => store.delete(key) });
+ * ```
+ */
+export function setFileStoreInternals(store: FileStore, internals: FileStoreInternals): void {
+  INTERNALS.set(store, internals);
+}
 
 /**
  * Sessions as files, one per key, named prefix + key, in one directory.
@@ -81,7 +137,16 @@ const TEMP_MARK = ".tmp-";
  * go to a temp file in the same directory that is then linked (a new key:
  * fails if the key exists) or renamed (an update) into place, so a reader
  * or a crash never sees a torn file. An update of a file that a concurrent
- * logout removed fails instead of bringing the session back.
+ * logout removed fails instead of bringing the session back: a logout leaves
+ * a tombstone (the file's name plus `.gone`) that every write checks after
+ * its rename, and that the sweeper removes once older than `staleTempAfter`.
+ *
+ * Only the engine's own files are believed: a regular file owned by the
+ * server's user with mode `0600`. Anything else at a session's name (a FIFO,
+ * socket, device, symlink, directory, or a file another user planted) is
+ * never followed, blocked on or read: it loads as no session, with a
+ * security warning through the logger. The engine does not `fsync` unless
+ * `durable` is set; see docs/security.md for what survives a crash.
  *
  * @example Sessions in a directory of their own
  * ```ts
@@ -106,14 +171,17 @@ export class FileStore implements SessionStore {
   #prefix: string;
   readonly #prefixGiven: boolean;
   readonly #staleTempAfter: number;
+  readonly #durable: boolean;
   #cookieAge = 1_209_600;
   #logger: Logger = console;
 
   /**
    * A store in `options.path` (default: the OS temp dir).
    *
-   * @throws {Error} when the directory does not exist.
-   * @throws {TypeError} when the prefix could make a path leave the directory.
+   * @throws {Error} when the directory does not exist, or Deno may not read it.
+   * @throws {TypeError} when the prefix could make a path leave the directory,
+   * or is empty.
+   * @throws {RangeError} when the prefix is too long for a file name.
    * @example
    * ```ts
    * import { FileStore } from "@tessera/sessions";
@@ -126,8 +194,12 @@ export class FileStore implements SessionStore {
     let isDirectory = false;
     try {
       isDirectory = statSync(path).isDirectory();
-    } catch {
-      // reported below, with the path
+    } catch (error) {
+      // Deno without --allow-read: the directory may well exist.
+      const permission = missingDenoPermission(error, "read");
+      if (permission !== undefined) {
+        throw new Error(denoPermissionMessage("store sessions", path, permission));
+      }
     }
     if (!isDirectory) {
       throw new Error(
@@ -141,6 +213,7 @@ export class FileStore implements SessionStore {
         }`,
       );
     }
+    if (options.prefix !== undefined) checkPrefix(options.prefix, "prefix");
     const staleTempAfter = options.staleTempAfter ?? 60_000;
     if (!Number.isFinite(staleTempAfter) || staleTempAfter < 0) {
       throw new RangeError(
@@ -148,6 +221,14 @@ export class FileStore implements SessionStore {
       );
     }
     this.#staleTempAfter = staleTempAfter;
+    if (options.durable !== undefined && typeof options.durable !== "boolean") {
+      throw new TypeError(
+        `Cannot create a FileStore as 'durable' must be true or false: current value is ${
+          JSON.stringify(options.durable)
+        }`,
+      );
+    }
+    this.#durable = options.durable ?? false;
     this.path = path;
     this.#prefix = options.prefix ?? "sessionid";
     this.#prefixGiven = options.prefix !== undefined;
@@ -172,6 +253,9 @@ export class FileStore implements SessionStore {
    * Takes the cookie name as the file prefix, unless a prefix was given, as
    * Django's `file_prefix = SESSION_COOKIE_NAME`.
    *
+   * @throws {TypeError} when the cookie name is empty or holds a path separator.
+   * @throws {RangeError} when the cookie name is too long for a file name.
+   *
    * @example
    * ```ts
    * import assert from "node:assert/strict";
@@ -183,7 +267,10 @@ export class FileStore implements SessionStore {
    * ```
    */
   configure(settings: StoreSettings): void {
-    if (!this.#prefixGiven) this.#prefix = settings.cookieName;
+    if (!this.#prefixGiven) {
+      checkPrefix(settings.cookieName, "cookieName");
+      this.#prefix = settings.cookieName;
+    }
     this.#cookieAge = settings.cookieAge;
     this.#logger = settings.logger;
   }
@@ -208,7 +295,9 @@ export class FileStore implements SessionStore {
   }
 
   /**
-   * The live session stored under `key`, or `null`.
+   * The live session stored under `key`, or `null`: also for anything at its
+   * name that is not the engine's own file, which is logged as a security
+   * warning and never read.
    *
    * @example
    * ```ts
@@ -219,23 +308,26 @@ export class FileStore implements SessionStore {
    */
   async load(key: string): Promise<StoredSession | null> {
     if (!isValidKey(key)) return null;
-    let text: string;
-    try {
-      text = await readFile(this.fileOf(key), "utf8");
-    } catch (error) {
-      if (isMissing(error)) return null;
-      throw fileError("read a session file", this.path, error);
+    const text = await readTrusted(this.fileOf(key), this.path, await this.#user());
+    if (text === "missing") return null;
+    if (text === "untrusted") {
+      this.#logger.warn(untrustedWarning(this.path));
+      return null;
     }
     const record = parseRecord(text);
     if (record === null) {
       this.#logger.warn(`A corrupt session file in '${this.path}' was ignored`);
       return null;
     }
-    return record.expiresAt > Date.now() ? record : null;
+    if (record.expiresAt <= Date.now()) return null;
+    // A file read in the instant between a racing update's rename and its
+    // own check of the tombstone is already logged out.
+    return await this.#isLoggedOut(key) ? null : record;
   }
 
   /**
-   * Whether a file exists for `key`.
+   * Whether a session file of the engine's own exists for `key` (a regular
+   * file of this user with mode `0600`, not logged out).
    *
    * @example
    * ```ts
@@ -246,13 +338,19 @@ export class FileStore implements SessionStore {
    */
   async exists(key: string): Promise<boolean> {
     if (!isValidKey(key)) return false;
+    const owner = await this.#user();
+    let trusted: boolean;
     try {
-      await stat(this.fileOf(key));
-      return true;
+      trusted = isTrusted(ownershipOf(await lstat(this.fileOf(key))), owner);
     } catch (error) {
       if (isMissing(error)) return false;
       throw fileError("check a session file", this.path, error);
     }
+    if (!trusted) {
+      this.#logger.warn(untrustedWarning(this.path));
+      return false;
+    }
+    return !await this.#isLoggedOut(key);
   }
 
   /**
@@ -293,6 +391,7 @@ export class FileStore implements SessionStore {
       } else {
         // Django's UpdateError: a session another request deleted stays deleted.
         await stat(file);
+        await INTERNALS.get(this)?.beforeRename?.(file);
         await rename(temp, file);
         tempInPlace = true;
       }
@@ -303,11 +402,25 @@ export class FileStore implements SessionStore {
     } finally {
       if (!tempInPlace) await unlink(temp).catch(() => {});
     }
+    // A logout may have landed between the check above and the rename: its
+    // tombstone, made before it removed the file, is there now. The file this
+    // save put in place is removed again, so the logout stands. A new key
+    // that a logout used is not reused while its tombstone lasts.
+    if (await this.#isLoggedOut(key)) {
+      await this.#removeLoggedOut(file);
+      throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
+    }
+    // The file's new name is an entry of the directory: durable once the
+    // directory is.
+    if (this.#durable) await this.#syncDirectory("write a session file");
     return key;
   }
 
   /**
-   * Deletes the file of `key`, if any.
+   * Deletes the file of `key`, if any, for good: it leaves a tombstone file
+   * (the file's name plus `.gone`) for `staleTempAfter`, which makes any save
+   * racing this delete remove its write again, and which `clearExpired()`
+   * removes after that.
    *
    * @example
    * ```ts
@@ -318,11 +431,17 @@ export class FileStore implements SessionStore {
    */
   async delete(key: string): Promise<void> {
     if (!isValidKey(key)) return;
+    const file = this.fileOf(key);
+    // The tombstone first, the file second: a save whose rename lands after
+    // the unlink finds the tombstone when it checks after its rename, and
+    // one that lands before is undone by the unlink.
+    await this.#markLoggedOut(file);
     try {
-      await unlink(this.fileOf(key));
+      await unlink(file);
     } catch (error) {
       if (!isMissing(error)) throw fileError("delete a session file", this.path, error);
     }
+    if (this.#durable) await this.#syncDirectory("delete a session file");
   }
 
   /**
@@ -387,13 +506,77 @@ export class FileStore implements SessionStore {
       path: this.path,
       prefix: this.#prefix,
       tempMark: TEMP_MARK,
+      tombstoneMark: TOMBSTONE_MARK,
       staleTempAfter: this.#staleTempAfter,
       cookieAge: this.#cookieAge,
+      logger: this.#logger,
     }, options);
   }
 
+  #user(): Promise<number | null> {
+    return processUser(() => this.#tempOf(this.fileOf(generateKey())), this.path);
+  }
+
+  #tempOf(file: string): string {
+    return `${file}${TEMP_MARK}${generateKey().slice(0, 12)}`;
+  }
+
+  // Anything at the tombstone's name counts, whatever it is: a name that is
+  // taken cannot be made a tombstone, but it must not let a logout be undone.
+  async #isLoggedOut(key: string): Promise<boolean> {
+    try {
+      await lstat(this.fileOf(key) + TOMBSTONE_MARK);
+      return true;
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw fileError("check a session file", this.path, error);
+    }
+  }
+
+  async #markLoggedOut(file: string): Promise<void> {
+    let handle;
+    try {
+      handle = await open(file + TOMBSTONE_MARK, TOMBSTONE_FLAGS, 0o600);
+    } catch (error) {
+      // A symlink, FIFO or directory planted at the name still counts as a
+      // tombstone (see #isLoggedOut).
+      const code = errorCode(error);
+      if (code === "ELOOP" || code === "ENXIO" || code === "EISDIR" || code === "EMLINK") return;
+      throw fileError("delete a session file", this.path, error);
+    }
+    try {
+      // A tombstone left by an earlier logout of the key counts from now.
+      const now = Date.now() / 1000;
+      await handle.utimes(now, now);
+    } catch (error) {
+      throw fileError("delete a session file", this.path, error);
+    } finally {
+      await handle.close().catch(() => {});
+    }
+  }
+
+  async #syncDirectory(action: string): Promise<void> {
+    let handle;
+    try {
+      handle = await open(this.path, "r");
+      await handle.sync();
+    } catch (error) {
+      throw fileError(action, this.path, error);
+    } finally {
+      await handle?.close().catch(() => {});
+    }
+  }
+
+  async #removeLoggedOut(file: string): Promise<void> {
+    try {
+      await unlink(file);
+    } catch (error) {
+      if (!isMissing(error)) throw fileError("delete a session file", this.path, error);
+    }
+  }
+
   async #writeTemp(file: string, record: StoredSession): Promise<string> {
-    const temp = `${file}${TEMP_MARK}${generateKey().slice(0, 12)}`;
+    const temp = this.#tempOf(file);
     let handle;
     try {
       handle = await open(temp, "wx", 0o600);
@@ -404,6 +587,7 @@ export class FileStore implements SessionStore {
       await handle.writeFile(`${record.expiresAt}\n${record.data}`);
       const seconds = record.expiresAt / 1000;
       await handle.utimes(Date.now() / 1000, seconds);
+      if (this.#durable) await handle.sync();
       await handle.close();
     } catch (error) {
       await handle.close().catch(() => {});
@@ -411,6 +595,33 @@ export class FileStore implements SessionStore {
       throw fileError("write a session file", this.path, error);
     }
     return temp;
+  }
+}
+
+// The sweeper removes only names of the forms the engine writes, prefix + key
+// and its suffixes: an empty prefix would make it judge other programs' files
+// whose names look like keys (such as "tmpk3j2l1x8" in the temp dir).
+function checkPrefix(prefix: string, option: "prefix" | "cookieName"): void {
+  const subject = option === "prefix"
+    ? "create a FileStore as 'prefix'"
+    : "use 'cookieName' as the session file prefix as it";
+  if (prefix === "") {
+    throw new TypeError(
+      `Cannot ${subject} must not be empty, as the sweeper removes only files named prefix + key: current value is ""`,
+    );
+  }
+  if (/[/\\\0]/.test(prefix)) {
+    throw new TypeError(
+      `Cannot ${subject} must not hold '/', '\\' or NUL: current value is ${
+        JSON.stringify(prefix)
+      }`,
+    );
+  }
+  const bytes = new TextEncoder().encode(prefix).length;
+  if (bytes > LONGEST_PREFIX) {
+    throw new RangeError(
+      `Cannot ${subject} must be at most ${LONGEST_PREFIX} bytes, so that the longest file name the engine builds (the prefix, a ${LONGEST_KEY}-character key and a ${LONGEST_SUFFIX}-byte suffix) fits in ${NAME_MAX} bytes: current value is ${bytes} bytes`,
+    );
   }
 }
 

@@ -192,7 +192,14 @@ export class RedisStore implements SessionStore {
    */
   async load(key: string): Promise<StoredSession | null> {
     if (!isValidKey(key)) return null;
-    const reply = await this.#command(key, "read a session", ["GET", this.prefix + key]);
+    let reply: unknown;
+    try {
+      reply = await this.#command(key, "read a session", ["GET", this.prefix + key]);
+    } catch (error) {
+      // A hash, a list or a set under the name is not a session either.
+      if (!(error instanceof Error && error.message.includes("WRONGTYPE"))) throw error;
+      reply = false;
+    }
     if (reply === null || reply === undefined) return null;
     const record = parseValue(reply);
     if (record === null) {

@@ -15,6 +15,8 @@ import {
   type SessionStore,
   type StoredSession,
   type StoreSettings,
+  type SweepOptions,
+  type SweepReport,
 } from "./store.ts";
 
 /**
@@ -61,7 +63,16 @@ export interface SqliteStoreOptions {
    * ```
    */
   busyTimeout?: number;
+  /**
+   * The most expired rows one statement of `clearExpired()` deletes, each
+   * batch a short transaction of its own; the event loop runs between them.
+   *
+   * @default {1000}
+   */
+  sweepBatchSize?: number;
 }
+
+const DEFAULT_SWEEP_BATCH_SIZE = 1000;
 
 const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -82,7 +93,10 @@ const DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1
  * busy timeout so that processes take turns to write. Statements are
  * prepared once. `expire_date` is written in Django's format (UTC
  * `YYYY-MM-DD HH:MM:SS.ffffff`) and compared in SQL: a load never returns an
- * expired row, and `clearExpired()` is one indexed `DELETE`.
+ * expired row. `clearExpired()` deletes expired rows in batches of
+ * `sweepBatchSize` on the `expire_date` index, each its own short
+ * transaction, and yields to the event loop between them: requests go on
+ * being served during a sweep of any size.
  * `session_data` holds the serialized data as it is; Django's holds it
  * signed with `SECRET_KEY`.
  *
@@ -136,7 +150,10 @@ export class SqliteStore implements SessionStore {
   readonly #insert: StatementSync;
   readonly #update: StatementSync;
   readonly #delete: StatementSync;
-  readonly #clearExpired: StatementSync;
+  readonly #clearBatch: StatementSync;
+  readonly #countExpired: StatementSync;
+  readonly #countLive: StatementSync;
+  readonly #sweepBatchSize: number;
   #logger: Logger = console;
 
   /**
@@ -144,7 +161,8 @@ export class SqliteStore implements SessionStore {
    *
    * @throws {TypeError} when `path` is not a non-empty string or `table` is
    * not an identifier.
-   * @throws {RangeError} when `busyTimeout` is not a non-negative whole number.
+   * @throws {RangeError} when `busyTimeout` is not a non-negative whole
+   * number, or `sweepBatchSize` not a positive one.
    * @throws {Error} when the database cannot be opened.
    * @example
    * ```ts
@@ -177,6 +195,13 @@ export class SqliteStore implements SessionStore {
         `Cannot create a SqliteStore as 'busyTimeout' must be a non-negative whole number of milliseconds: current value is ${busyTimeout}`,
       );
     }
+    const sweepBatchSize = options.sweepBatchSize ?? DEFAULT_SWEEP_BATCH_SIZE;
+    if (!Number.isSafeInteger(sweepBatchSize) || sweepBatchSize < 1) {
+      throw new RangeError(
+        `Cannot create a SqliteStore as 'sweepBatchSize' must be a positive whole number of rows: current value is ${sweepBatchSize}`,
+      );
+    }
+    this.#sweepBatchSize = sweepBatchSize;
     this.path = path;
     this.table = table;
     try {
@@ -190,16 +215,16 @@ export class SqliteStore implements SessionStore {
       );
     }
     try {
-      this.#db.exec("PRAGMA journal_mode = WAL");
-      // Django's migration for django.contrib.sessions, made idempotent.
       const quoted = `"${table}"`;
-      this.#db.exec(
-        `CREATE TABLE IF NOT EXISTS ${quoted} ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" datetime NOT NULL)`,
-      );
-      this.#db.exec(
-        `CREATE INDEX IF NOT EXISTS "${indexName(table)}" ON ${quoted} ("expire_date")`,
-      );
       const db = this.#db;
+      untilUnlocked(busyTimeout, () => {
+        db.exec("PRAGMA journal_mode = WAL");
+        // Django's migration for django.contrib.sessions, made idempotent.
+        db.exec(
+          `CREATE TABLE IF NOT EXISTS ${quoted} ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" datetime NOT NULL)`,
+        );
+        db.exec(`CREATE INDEX IF NOT EXISTS "${indexName(table)}" ON ${quoted} ("expire_date")`);
+      });
       this.#load = db.prepare(
         `SELECT CAST(session_data AS BLOB) AS session_data, expire_date FROM ${quoted} WHERE session_key = ? AND expire_date > ?`,
       );
@@ -211,7 +236,11 @@ export class SqliteStore implements SessionStore {
         `UPDATE ${quoted} SET session_data = ?, expire_date = ? WHERE session_key = ?`,
       );
       this.#delete = db.prepare(`DELETE FROM ${quoted} WHERE session_key = ?`);
-      this.#clearExpired = db.prepare(`DELETE FROM ${quoted} WHERE expire_date < ?`);
+      this.#clearBatch = prepareClearBatch(db, quoted);
+      this.#countExpired = db.prepare(
+        `SELECT COUNT(*) AS n FROM ${quoted} WHERE expire_date < ?`,
+      );
+      this.#countLive = db.prepare(`SELECT COUNT(*) AS n FROM ${quoted} WHERE expire_date >= ?`);
     } catch (error) {
       this.#db.close();
       throw new Error(
@@ -353,9 +382,12 @@ export class SqliteStore implements SessionStore {
   }
 
   /**
-   * Deletes every expired row in one statement on the `expire_date` index.
+   * Deletes every expired row, `sweepBatchSize` rows per statement, and
+   * lets the event loop run between statements. A row saved again during
+   * the sweep is judged by its new expiry.
    *
    * @returns How many rows it deleted.
+   * @throws {Error} when the database fails; the batches before stay deleted.
    * @example
    * ```ts
    * import { SqliteStore } from "@tessera/sessions";
@@ -365,11 +397,68 @@ export class SqliteStore implements SessionStore {
    * store.close();
    * ```
    */
-  clearExpired(): Promise<number> {
-    return this.#run(
-      "delete expired sessions",
-      () => Number(this.#clearExpired.run(toExpireDate(Date.now())).changes),
-    );
+  async clearExpired(options: SweepOptions = {}): Promise<number> {
+    return (await this.#sweep(options, false)).removed;
+  }
+
+  /**
+   * Sweeps as {@link clearExpired} does, and reports what it removed and how
+   * many live rows it kept. `onProgress` runs after every batch with the
+   * rows deleted so far; a dry run counts the expired rows in one query.
+   *
+   * @throws {TypeError} when an option has the wrong type.
+   * @throws {Error} when the database fails.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SqliteStore } from "@tessera/sessions";
+   *
+   * const store = new SqliteStore({ path: ":memory:", sweepBatchSize: 2 });
+   * for (let i = 0; i < 5; i++) await store.create({ data: "{}", expiresAt: Date.now() - 1000 });
+   * await store.create({ data: "{}", expiresAt: Date.now() + 60_000 });
+   * const progress: number[] = [];
+   * const report = await store.sweep({ onProgress: (checked) => progress.push(checked) });
+   * assert.deepEqual(progress, [2, 4, 5]);
+   * assert.deepEqual(report, { removed: 5, kept: 1, tempRemoved: 0, failed: 0, errors: [] });
+   * store.close();
+   * ```
+   */
+  sweep(options: SweepOptions = {}): Promise<SweepReport> {
+    return this.#sweep(options, true);
+  }
+
+  async #sweep(options: SweepOptions, countKept: boolean): Promise<SweepReport> {
+    checkSweepOptions(options);
+    const { dryRun = false, onProgress } = options;
+    // One instant for the whole sweep: rows that expire while it runs wait
+    // for the next one, and the sweep always ends.
+    const cutoff = toExpireDate(options.now ?? Date.now());
+    const batchSize = this.#sweepBatchSize;
+    let removed = 0;
+    if (dryRun) {
+      removed = await this.#run(
+        "count expired sessions",
+        () => countOf(this.#countExpired, cutoff),
+      );
+      onProgress?.(removed);
+    } else {
+      for (;;) {
+        const changes = await this.#run(
+          "delete expired sessions",
+          () => Number(this.#clearBatch.run(cutoff, batchSize).changes),
+        );
+        removed += changes;
+        onProgress?.(removed);
+        if (changes < batchSize) break;
+        // node:sqlite blocks while a statement runs: between batches, the
+        // requests waiting on this event loop get their turn.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    }
+    const kept = countKept
+      ? await this.#run("count live sessions", () => countOf(this.#countLive, cutoff))
+      : 0;
+    return { removed, kept, tempRemoved: 0, failed: 0, errors: [] };
   }
 
   /**
@@ -404,10 +493,64 @@ export class SqliteStore implements SessionStore {
   }
 }
 
+// One batch of the sweep: the inner SELECT reads rowids off the expire_date
+// index alone, and the DELETE goes to each row by its rowid. A table made
+// WITHOUT ROWID has none: its rows are named by their key instead.
+function prepareClearBatch(db: DatabaseSync, quoted: string): StatementSync {
+  const batch = (column: string) =>
+    `DELETE FROM ${quoted} WHERE ${column} IN (SELECT ${column} FROM ${quoted} WHERE expire_date < ? LIMIT ?)`;
+  try {
+    return db.prepare(batch("rowid"));
+  } catch {
+    return db.prepare(batch("session_key"));
+  }
+}
+
+function countOf(statement: StatementSync, cutoff: string): number {
+  return Number((statement.get(cutoff) as { n: number | bigint }).n);
+}
+
+function checkSweepOptions(options: SweepOptions): void {
+  const { dryRun, onProgress, now } = options ?? {};
+  if (dryRun !== undefined && typeof dryRun !== "boolean") {
+    throw new TypeError(
+      `Cannot sweep as 'dryRun' must be true or false: current value is ${dryRun}`,
+    );
+  }
+  if (onProgress !== undefined && typeof onProgress !== "function") {
+    throw new TypeError("Cannot sweep as 'onProgress' must be a function");
+  }
+  if (now !== undefined && !Number.isFinite(now)) {
+    throw new TypeError(
+      `Cannot sweep as 'now' must be a number of milliseconds since the epoch: current value is ${now}`,
+    );
+  }
+}
+
 /** Django's name for the index on `expire_date`: table_column_ + 8 hex of an MD5. */
 function indexName(table: string): string {
   const digest = createHash("md5").update(table).update("expire_date").digest("hex");
   return `${table}_expire_date_${digest.slice(0, 8)}`;
+}
+
+// Two processes opening one new database at once: switching it to WAL
+// takes a lock for which SQLite does not call its busy handler, so the
+// loser sees "database is locked" at once. Setting up is idempotent, so it
+// is tried again, for as long as the busy timeout allows.
+function untilUnlocked(timeoutMs: number, setUp: () => void): void {
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (true) {
+    try {
+      setUp();
+      return;
+    } catch (error) {
+      const locked = /database is locked|SQLITE_BUSY/i.test(messageOf(error));
+      if (!locked || Date.now() >= deadline) throw error;
+      // A synchronous wait: this runs in the constructor.
+      Atomics.wait(pause, 0, 0, 10 + Math.random() * 20);
+    }
+  }
 }
 
 function toExpireDate(ms: number): string {

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { cpuPercent, cpuTicks, median, normalizedRatio, statusKib } from "../../bench/_stats.ts";
+import {
+  cpuPercent,
+  cpuTicks,
+  median,
+  medianRoundRatio,
+  normalizedRatio,
+  statusKib,
+} from "../../bench/_stats.ts";
 
 describe("median()", () => {
   it("takes the middle value of an odd count, unsorted", () => {
@@ -28,7 +35,9 @@ describe("cpuTicks()", () => {
   });
 
   it("refuses text that is not a stat line", () => {
-    assert.throws(() => cpuTicks("nonsense"), { message: /Cannot read CPU time/ });
+    assert.throws(() => cpuTicks("nonsense"), {
+      message: /Cannot read CPU time/,
+    });
   });
 });
 
@@ -63,5 +72,28 @@ describe("normalizedRatio()", () => {
   it("divides each side by its own runtime's bare server across runtimes", () => {
     // 50% of Deno's ceiling against 10% of Node's: 5x, whatever the ceilings.
     assert.equal(normalizedRatio(40_000, 80_000, 2_000, 20_000), 5);
+  });
+});
+
+describe("medianRoundRatio()", () => {
+  const rounds = (...values: number[]) => values.map((value, round) => ({ round, value }));
+
+  it("takes the median of the ratios of each round, not the ratio of the medians", () => {
+    // Ratios 0.5, 0.66, 0.514; the medians would give 33/60 = 0.55.
+    assert.equal(
+      medianRoundRatio(rounds(30, 33, 36), rounds(60, 50, 70)),
+      36 / 70,
+    );
+  });
+
+  it("matches rounds by number and skips a round either side lacks", () => {
+    const base = [{ round: 2, value: 10 }, { round: 0, value: 10 }];
+    assert.equal(medianRoundRatio(rounds(5, 999, 9), base), 0.7);
+  });
+
+  it("is null without a shared round or with only zero bases", () => {
+    assert.equal(medianRoundRatio(rounds(1), [{ round: 3, value: 1 }]), null);
+    assert.equal(medianRoundRatio(rounds(1), rounds(0)), null);
+    assert.equal(medianRoundRatio([], rounds(1)), null);
   });
 });

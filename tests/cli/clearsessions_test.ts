@@ -3,6 +3,7 @@
 
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +26,6 @@ after(() => {
 const HOUR = 3_600_000;
 const MOD = pathToFileURL(fileURLToPath(new URL("../../mod.ts", import.meta.url))).href;
 const CLI = fileURLToPath(new URL("../../src/cli/clearsessions.ts", import.meta.url));
-const BIN = fileURLToPath(new URL("../../bin/clearsessions.ts", import.meta.url));
 
 interface Result {
   code: number;
@@ -125,7 +125,7 @@ describe("clearsessions on a file store (--dir, --prefix, --cookie-age)", () => 
     const { dir, live } = await sessions("sid");
     const old = Date.now() - HOUR;
     const other = join(dir, "sessionidabcdefgh12345678");
-    writeFileSync(other, `${old}\n{}`);
+    writeFileSync(other, `${old}\n{}`, { mode: 0o600 });
     const summary = await json(["--dir", dir, "--prefix", "sid"]);
     assert.equal(summary.code, 0);
     assert.equal(summary.prefix, "sid");
@@ -136,7 +136,7 @@ describe("clearsessions on a file store (--dir, --prefix, --cookie-age)", () => 
   it("--cookie-age is how long a file without a readable expiry lives after its mtime", async () => {
     const dir = freshDir();
     const file = join(dir, "sessionidabcdefgh12345678");
-    writeFileSync(file, "not a session file");
+    writeFileSync(file, "not a session file", { mode: 0o600 });
     utimesSync(file, new Date(), new Date(Date.now() - 2 * HOUR));
     assert.equal((await json(["--dir", dir])).kept, 1, "two weeks by default");
     assert.equal((await json(["--dir", dir, "--cookie-age", "10800"])).kept, 1);
@@ -203,24 +203,30 @@ describe("clearsessions on a file store (--dir, --prefix, --cookie-age)", () => 
 
   it("exits 1, after sweeping the rest, when a file cannot be removed", async () => {
     const dir = freshDir();
-    // An aside name for a file name at the 255-byte limit is too long.
-    const prefix = "p".repeat(215);
+    const prefix = "p";
     const old = Date.now() - HOUR;
     for (const key of ["abcdefgh12345678abcdefgh12345678", "aaaaaaaa"]) {
-      writeFileSync(join(dir, prefix + key), `${old}\n{}`);
+      writeFileSync(join(dir, prefix + key), `${old}\n{}`, { mode: 0o600 });
     }
-    const { code, out, err } = await clearsessions(["--dir", dir, "--prefix", prefix]);
-    assert.equal(code, 1);
-    assert.match(out, /removed 1 expired session\n/);
-    assert.match(
-      out,
-      /\n {2}failed on 1 entry:\n {4}Cannot remove an expired session file in '.+': ENAMETOOLONG\n$/,
-    );
-    assert.equal(err, "clearsessions: 1 entry could not be checked or removed\n");
-    const summary = await json(["--dir", dir, "--prefix", prefix]);
-    assert.equal(summary.ok, false);
-    assert.equal(summary.failed, 1);
-    assert.equal(summary.errors.length, 1);
+    // A file mounted over one of them: a mount point cannot be renamed (EBUSY).
+    const mounted = join(dir, `${prefix}abcdefgh12345678abcdefgh12345678`);
+    execFileSync("mount", ["--bind", join(dir, `${prefix}aaaaaaaa`), mounted]);
+    try {
+      const { code, out, err } = await clearsessions(["--dir", dir, "--prefix", prefix]);
+      assert.equal(code, 1);
+      assert.match(out, /removed 1 expired session\n/);
+      assert.match(
+        out,
+        /\n {2}failed on 1 entry:\n {4}Cannot remove an expired session file in '.+': EBUSY\n$/,
+      );
+      assert.equal(err, "clearsessions: 1 entry could not be checked or removed\n");
+      const summary = await json(["--dir", dir, "--prefix", prefix]);
+      assert.equal(summary.ok, false);
+      assert.equal(summary.failed, 1);
+      assert.equal(summary.errors.length, 1);
+    } finally {
+      execFileSync("umount", [mounted]);
+    }
   });
 
   it("shows progress on a terminal once a run lasts, and clears it", async () => {
@@ -304,7 +310,7 @@ describe("clearsessions --config", () => {
   it("uses the options' cookieAge for files without a readable expiry, unless --cookie-age", async () => {
     const dir = freshDir();
     const file = join(dir, "sessionidabcdefgh12345678");
-    writeFileSync(file, "garbage");
+    writeFileSync(file, "garbage", { mode: 0o600 });
     utimesSync(file, new Date(), new Date(Date.now() - 2 * HOUR));
     const module = config(
       `export default { store: new sessions.FileStore({ path: ${
@@ -317,7 +323,9 @@ describe("clearsessions --config", () => {
 
   it("counts and removes stale temp files with the store's staleTempAfter", async () => {
     const dir = freshDir();
-    writeFileSync(join(dir, "sessionidabcdefgh12345678.tmp-crashed00001"), "half a wri");
+    writeFileSync(join(dir, "sessionidabcdefgh12345678.tmp-crashed00001"), "half a wri", {
+      mode: 0o600,
+    });
     const module = config(
       `export default { store: new sessions.FileStore({ path: ${
         JSON.stringify(dir)
@@ -435,8 +443,8 @@ describe("clearsessions --config", () => {
 describe("clearsessions as a process", () => {
   it("sweeps, prints JSON and exits 0; exits 1 with a message for a missing directory", async () => {
     const { dir, live } = await sessions();
-    // Deno runs the module with its shebang's permissions; Bun runs the package's bin.
-    const script = "Bun" in globalThis ? BIN : CLI;
+    // Deno runs the module with its shebang's permissions; Bun runs it as it is.
+    const script = CLI;
     const ok = await run(script, ["--dir", dir, "--json"]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(JSON.parse(ok.stdout).removed, 1);

@@ -8,19 +8,29 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { chmodSync, existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import {
   CachedStore,
   CookieStore,
+  type DenoKv,
   FileStore,
+  KvStore,
   MemoryStore,
+  PostgresStore,
   RedisStore,
   type SessionStore,
   SqliteStore,
 } from "../../mod.ts";
+import {
+  freshTable,
+  POSTGRES_CLIENTS,
+  type PostgresClientHandle,
+  type PostgresServer,
+  startPostgres,
+} from "../_postgres.ts";
 import { REDIS_CLIENTS, type RedisClientHandle, type RedisServer, startRedis } from "../_redis.ts";
 
 /** One engine's store, opened inside a directory the test owns. */
@@ -130,15 +140,72 @@ function sharedRedis(): Promise<{ server: RedisServer; handle: RedisClientHandle
   return redis;
 }
 
-/** Stops what the engines started (the Redis server and its client); for after(). */
+// One PostgreSQL cluster and one `postgres` pool per test file, likewise;
+// each store gets a table of its own.
+let cluster: Promise<{ server: PostgresServer; handle: PostgresClientHandle }> | undefined;
+
+function sharedPostgres(): Promise<{ server: PostgresServer; handle: PostgresClientHandle }> {
+  cluster ??= (async () => {
+    const server = await startPostgres();
+    const kind = POSTGRES_CLIENTS.find((client) => client.name === "postgres")!;
+    try {
+      return { server, handle: await kind.connect(server.url, 20) };
+    } catch (error) {
+      await server.destroy();
+      throw error;
+    }
+  })();
+  return cluster;
+}
+
+/** Stops what the engines started (the Redis and PostgreSQL servers, their clients); for after(). */
 export async function releaseEngines(): Promise<void> {
   const started = redis;
   redis = undefined;
-  if (started === undefined) return;
-  const { server, handle } = await started;
-  await handle.close();
-  await server.stop();
+  if (started !== undefined) {
+    const { server, handle } = await started;
+    await handle.close();
+    await server.stop();
+  }
+  const postgres = cluster;
+  cluster = undefined;
+  if (postgres !== undefined) {
+    const { server, handle } = await postgres;
+    await handle.close();
+    await server.destroy();
+  }
 }
+
+// Deno KV exists on Deno only: under Bun the engine is not in the list at
+// all, rather than listed and skipped.
+const deno = (globalThis as { Deno?: { openKv(path: string): Promise<DenoKv> } }).Deno;
+const KV_ENGINES: readonly Engine[] = deno === undefined ? [] : [{
+  name: "KvStore (local file)",
+  reissuesCookie: false,
+  async open(root) {
+    const dir = join(root, "store");
+    mkdirSync(dir, { recursive: true });
+    const kv = await deno.openKv(join(dir, "sessions.kv"));
+    const store = new KvStore({ kv });
+    return {
+      store,
+      files: /^sessions\.kv(-wal|-shm|-journal)?$/,
+      // The engine's value: the expiry line, then the data's bytes as they
+      // are, with no deletion time, as if KV had not yet expired it.
+      async plant(key, data, expiresAt) {
+        const head = encoder.encode(`${expiresAt}\n`);
+        const value = new Uint8Array(head.length + data.length);
+        value.set(head);
+        value.set(data, head.length);
+        await kv.atomic().set([...store.prefix, key], value).commit();
+      },
+      close() {
+        kv.close();
+        return Promise.resolve();
+      },
+    };
+  },
+}];
 
 export const ENGINES: readonly Engine[] = [
   {
@@ -150,8 +217,12 @@ export const ENGINES: readonly Engine[] = [
       const store = new FileStore({ path });
       return Promise.resolve({
         store,
-        files: /^sessionid[a-z0-9]{8,40}$/,
+        // Session files and the tombstones logouts leave.
+        files: /^sessionid[a-z0-9]{8,40}(\.gone)?$/,
         plant(key, data, expiresAt) {
+          // A new session under a key that was logged out: its tombstone,
+          // which keeps a logged-out key dead for a while, is gone first.
+          rmSync(`${store.fileOf(key)}.gone`, { force: true });
           const head = encoder.encode(`${expiresAt}\n`);
           const file = new Uint8Array(head.length + data.length);
           file.set(head);
@@ -228,6 +299,39 @@ export const ENGINES: readonly Engine[] = [
     },
   },
   {
+    name: "PostgresStore (postgres)",
+    reissuesCookie: false,
+    async open() {
+      const { handle } = await sharedPostgres();
+      const client = handle.client as {
+        unsafe(text: string, parameters: string[]): Promise<unknown>;
+      };
+      const table = freshTable();
+      const store = new PostgresStore({ client: handle.client, table });
+      await store.ready();
+      return {
+        store,
+        files: null,
+        // The data as text, as a stored row is read; a text column cannot
+        // hold NUL, so a planted NUL becomes another character JSON
+        // refuses unescaped (U+0001): what was not a session stays none.
+        async plant(key, data, expiresAt) {
+          await client.unsafe(
+            `INSERT INTO "${table}" (session_key, session_data, expire_date)
+             VALUES ($1, $2, $3::text::timestamptz)
+             ON CONFLICT (session_key) DO UPDATE SET session_data = excluded.session_data, expire_date = excluded.expire_date`,
+            [
+              key,
+              decoder.decode(data).replaceAll("\u0000", "\u0001"),
+              new Date(expiresAt).toISOString(),
+            ],
+          );
+        },
+        close: () => Promise.resolve(),
+      };
+    },
+  },
+  {
     name: "CachedStore (Memory over Sqlite)",
     reissuesCookie: false,
     open(root) {
@@ -247,6 +351,7 @@ export const ENGINES: readonly Engine[] = [
       });
     },
   },
+  ...KV_ENGINES,
 ];
 
 /**

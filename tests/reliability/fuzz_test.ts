@@ -207,11 +207,11 @@ class Harness {
     // path that escaped the store's directory would reach.
     const decoy = `${Date.now() + HOUR}\n{"decoy":true}`;
     for (const dir of [home, join(root, "up2"), root]) {
-      writeFileSync(join(dir, `sessionid${DECOY_KEY}`), decoy);
-      writeFileSync(join(dir, `sessionid${LIVE_KEYS[0]}`), decoy);
-      writeFileSync(join(dir, "decoy"), decoy);
+      writeFileSync(join(dir, `sessionid${DECOY_KEY}`), decoy, { mode: 0o600 });
+      writeFileSync(join(dir, `sessionid${LIVE_KEYS[0]}`), decoy, { mode: 0o600 });
+      writeFileSync(join(dir, "decoy"), decoy, { mode: 0o600 });
     }
-    writeFileSync(join(storeDir, "decoy"), decoy);
+    writeFileSync(join(storeDir, "decoy"), decoy, { mode: 0o600 });
     let opened: OpenEngine;
     try {
       opened = await engine.open(home);
@@ -558,7 +558,7 @@ describe(`FileStore session files of arbitrary bytes (fast-check, seed ${SEED})`
     try {
       await fc.assert(
         fc.asyncProperty(fileBytes, async (bytes) => {
-          writeFileSync(store.fileOf(CONTENT_KEY), bytes);
+          writeFileSync(store.fileOf(CONTENT_KEY), bytes, { mode: 0o600 });
           const warnings = logger.warnings.length;
           const response = await handler(
             new Request("http://127.0.0.1/", { headers: { cookie: `sessionid=${CONTENT_KEY}` } }),

@@ -2,13 +2,22 @@
 // on one store. Run with the runtime under test:
 //   <runtime> tests/stores/_session_server.ts sqlite <database file>
 //   <runtime> tests/stores/_session_server.ts redis <redis url>
+//   <runtime> tests/stores/_session_server.ts postgres <postgres url>
 // It prints its port on the first line of stdout and stops when its stdin
 // closes, so it never outlives the test that started it.
 //
 // Routes: /set?name=value, /get (the items as JSON), /incr (a counter),
 // /cycle (cycleKey), /flush.
 
-import { getSession, RedisStore, type SessionStore, SqliteStore, withSessions } from "../../mod.ts";
+import {
+  getSession,
+  PostgresStore,
+  RedisStore,
+  type SessionStore,
+  SqliteStore,
+  withSessions,
+} from "../../mod.ts";
+import { POSTGRES_CLIENTS } from "../_postgres.ts";
 import { REDIS_CLIENTS } from "../_redis.ts";
 import { serve } from "../_server.ts";
 
@@ -24,7 +33,13 @@ async function openStore(kind: string | undefined, target: string | undefined): 
     const handle = await REDIS_CLIENTS[0]!.connect(target);
     return { store: new RedisStore({ client: handle.client }), close: () => handle.close() };
   }
-  throw new Error(`Cannot start: usage is '_session_server.ts sqlite <file>' or '... redis <url>'`);
+  if (kind === "postgres" && target) {
+    const handle = await POSTGRES_CLIENTS[0]!.connect(target);
+    return { store: new PostgresStore({ client: handle.client }), close: () => handle.close() };
+  }
+  throw new Error(
+    `Cannot start: usage is '_session_server.ts sqlite <file>' or '... redis <url>' or '... postgres <url>'`,
+  );
 }
 
 async function main(args: string[]): Promise<void> {

@@ -20,6 +20,7 @@ const target: SweepTarget = {
   path,
   prefix: "sessionid",
   tempMark: ".tmp-",
+  tombstoneMark: ".gone",
   staleTempAfter: 60_000,
   cookieAge: 1_209_600,
 };

@@ -33,6 +33,18 @@ after(() => {
 const HOUR = 3_600_000;
 const KEY = "abcdefgh12345678abcdefgh12345678";
 
+function target(dir: string): SweepTarget {
+  // FileStore's defaults; ".tmp-" is its temp file mark.
+  return {
+    path: dir,
+    prefix: "sessionid",
+    tempMark: ".tmp-",
+    tombstoneMark: ".gone",
+    staleTempAfter: 60_000,
+    cookieAge: 60,
+  };
+}
+
 function names(dir: string): string[] {
   return readdirSync(dir).sort();
 }
@@ -41,7 +53,7 @@ function names(dir: string): string[] {
 // (a copy, `touch`, a restore): its ctime is now, later than that mtime.
 function touchedFile(dir: string, name: string, content: string, mtimeMs: number): string {
   const file = join(dir, name);
-  writeFileSync(file, content);
+  writeFileSync(file, content, { mode: 0o600 });
   utimesSync(file, new Date(), new Date(mtimeMs));
   return file;
 }
@@ -68,7 +80,7 @@ describe("FileStore.sweep()", () => {
     const store = new FileStore({ path: dir, staleTempAfter: 0 });
     await store.create({ data: "{}", expiresAt: Date.now() + HOUR });
     await store.create({ data: "{}", expiresAt: Date.now() - HOUR });
-    writeFileSync(join(dir, `sessionid${KEY}.tmp-crashed00001`), "half");
+    writeFileSync(join(dir, `sessionid${KEY}.tmp-crashed00001`), "half", { mode: 0o600 });
     const before = names(dir);
     assert.deepEqual(await store.sweep({ dryRun: true }), {
       removed: 1,
@@ -90,7 +102,7 @@ describe("FileStore.sweep()", () => {
     // FileStore's own write, is what the sweep reads.
     const file = store.fileOf(key);
     const { mtime } = statSync(file);
-    writeFileSync(file, `${Date.now() - HOUR}\n{}`);
+    writeFileSync(file, `${Date.now() - HOUR}\n{}`, { mode: 0o600 });
     utimesSync(file, new Date(), mtime);
     assert.equal((await store.sweep({ dryRun: true })).kept, 1);
   });
@@ -196,14 +208,14 @@ describe("FileStore.sweep()", () => {
   it("goes on past a file it cannot remove, and reports it without the key", async () => {
     const dir = freshDir();
     // The aside name of a file named at the limit of 255 bytes is too long.
+    // FileStore refuses such a prefix, so the sweeper is called directly.
     const prefix = "p".repeat(215);
     const old = Date.now() - HOUR;
     touchedFile(dir, `${prefix}${KEY}`, `${old}\n{}`, old);
     for (const key of ["aaaaaaaa", "bbbbbbbb"]) {
       touchedFile(dir, `${prefix}${key}`, `${old}\n{}`, old);
     }
-    const store = new FileStore({ path: dir, prefix });
-    const report = await store.sweep();
+    const report = await sweepFiles({ ...target(dir), prefix }, {});
     assert.equal(report.removed, 2);
     assert.equal(report.failed, 1);
     assert.equal(report.errors.length, 1);
@@ -213,11 +225,6 @@ describe("FileStore.sweep()", () => {
     );
     assert.ok(!report.errors[0]!.includes(KEY));
     assert.equal(names(dir).length, 1);
-    await assert.rejects(store.clearExpired(), (error: Error) => {
-      assert.match(error.message, /as 1 file failed; the first: Cannot remove an expired/);
-      assert.ok(!error.message.includes(KEY));
-      return true;
-    });
   });
 
   it("rejects when the directory is gone, naming it", async () => {
@@ -269,17 +276,6 @@ function saveNow(file: string, data: string, expiresAt: number): void {
 }
 
 describe("FileStore sweep races", () => {
-  function target(dir: string): SweepTarget {
-    // FileStore's defaults; ".tmp-" is its temp file mark.
-    return {
-      path: dir,
-      prefix: "sessionid",
-      tempMark: ".tmp-",
-      staleTempAfter: 60_000,
-      cookieAge: 60,
-    };
-  }
-
   it("keeps a session saved between the sweeper's look and its take", async () => {
     const dir = freshDir();
     const store = new FileStore({ path: dir });

@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RUNTIME } from "../_server.ts";
 import { startRedis } from "../_redis.ts";
+import { startPostgres } from "../_postgres.ts";
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), "_session_server.ts");
 const ROOT = join(dirname(SCRIPT), "..", "..");
@@ -22,9 +23,11 @@ interface ServerProcess {
 const running: ServerProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), "tessera-multi-"));
 const redis = await startRedis();
+const postgres = await startPostgres();
 after(async () => {
   for (const server of running) await server.stop();
   await redis.stop();
+  await postgres.destroy();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -134,3 +137,5 @@ function twoServersOnOneStore(name: string, args: () => string[]): void {
 
 twoServersOnOneStore("SQLite file", () => ["sqlite", join(dir, "sessions.sqlite3")]);
 twoServersOnOneStore("Redis", () => ["redis", redis.url]);
+// Both create Django's table on first use, at once, on a fresh database.
+twoServersOnOneStore("PostgreSQL database", () => ["postgres", postgres.url]);
