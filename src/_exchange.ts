@@ -263,8 +263,17 @@ export function applyOutcome(response: Response, outcome: SessionOutcome): Respo
   return copy;
 }
 
+/**
+ * What {@link addHeaders} writes to: a `Headers`, or a framework's own
+ * class of it (npm's Oak 14 uses undici's).
+ */
+export interface HeaderTarget {
+  append(name: string, value: string): void;
+  set(name: string, value: string): void;
+}
+
 /** Appends the outcome's Set-Cookie and sets its Vary on `headers`. */
-export function addHeaders(headers: Headers, outcome: SessionOutcome): void {
+export function addHeaders(headers: HeaderTarget, outcome: SessionOutcome): void {
   if (outcome.setCookie !== null) headers.append("Set-Cookie", outcome.setCookie);
   if (outcome.vary !== null) headers.set("Vary", outcome.vary);
 }

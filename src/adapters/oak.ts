@@ -40,7 +40,12 @@
  */
 
 import type { Context, Middleware } from "@oakserver/oak";
-import { addHeaders, SessionExchange, type SessionFailure } from "../_exchange.ts";
+import {
+  addHeaders,
+  type HeaderTarget,
+  SessionExchange,
+  type SessionFailure,
+} from "../_exchange.ts";
 import { resolveOptions, type SessionOptions } from "../options.ts";
 import type { SessionData } from "../serializer.ts";
 import type { Session } from "../session.ts";
@@ -136,10 +141,10 @@ function statusOf(error: unknown): number {
 // The error's `headers`, given it when it has none. Oak 14 from npm takes
 // them only as an instance of its own Headers class (undici's), hence the
 // constructor of the response's headers.
-function headersOf(ctx: Context, error: object): Headers {
+function headersOf(ctx: Context, error: object): HeaderTarget {
   const existing = (error as { headers?: unknown }).headers;
-  if (existing instanceof ctx.response.headers.constructor) return existing as Headers;
-  const HeadersClass = ctx.response.headers.constructor as new () => Headers;
+  if (existing instanceof ctx.response.headers.constructor) return existing as HeaderTarget;
+  const HeadersClass = ctx.response.headers.constructor as new () => HeaderTarget;
   const headers = new HeadersClass();
   Object.defineProperty(error, "headers", { value: headers, configurable: true });
   return headers;

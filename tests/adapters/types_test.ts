@@ -7,11 +7,13 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { Application, type Context } from "@oakserver/oak";
-import { Elysia } from "elysia";
 import { MemoryStore, type Session } from "../../mod.ts";
 import { sessions as honoSessions, type SessionVariables } from "../../src/adapters/hono.ts";
 import { sessions as oakSessions, type SessionState } from "../../src/adapters/oak.ts";
-import { sessions as elysiaSessions } from "../../src/adapters/elysia.ts";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 interface Account {
   userId: string;
@@ -60,27 +62,32 @@ describe("adapter types: Session<T> in the framework's context", () => {
     assert.deepEqual(await response!.json(), ["admin"]);
   });
 
-  it("flows into Elysia's derived context", async () => {
-    const app = new Elysia()
-      .use(elysiaSessions<Account>({ store: new MemoryStore() }))
-      .get("/", async ({ getSession }) => {
-        const session: Session<Account> = await getSession();
-        // @ts-expect-error not a key of Account
-        session.get("userID");
-        // @ts-expect-error a number is not a string
-        session.set("userId", 42);
-        session.set("userId", "7");
-        const id: string | undefined = session.get("userId");
-        return id ?? "none";
-      });
-    assert.equal(await (await app.handle(new Request("http://localhost/"))).text(), "7");
+  it("flows into Elysia's derived context (checked in a program of its own)", () => {
+    // Elysia's types import "bun", which brings @types/bun's globals into
+    // every file of the program that checks them (see elysia_test.ts): this
+    // one gets a program of its own.
+    const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+    const dir = mkdtempSync(join(root, "tests", "adapters", ".types-"));
+    try {
+      const file = join(dir, "elysia_types.ts");
+      const deno = join(root, "node_modules", ".bin", "deno");
+      writeFileSync(file, ELYSIA_TYPES);
+      const checked = spawnSync(deno, ["check", "--quiet", file], { cwd: root, encoding: "utf8" });
+      assert.equal(checked.status, 0, checked.stderr);
+      // Without its marker, a wrong value type is an error deno check reports.
+      writeFileSync(
+        file,
+        ELYSIA_TYPES.replace("// @ts-expect-error a number is not a string\n", ""),
+      );
+      const wrong = spawnSync(deno, ["check", "--quiet", file], { cwd: root, encoding: "utf8" });
+      assert.notEqual(wrong.status, 0);
+      assert.match(wrong.stderr, /TS2345/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("types the context of a handler without the plugin as lacking getSession", () => {
-    new Elysia().get("/", (context) => {
-      // @ts-expect-error no sessions() plugin, no getSession
-      return typeof context.getSession;
-    });
     new Hono().get("/", (c) => {
       // @ts-expect-error no sessions() middleware, no getSession variable
       const missing: () => Promise<Session> = c.var.getSession;
@@ -89,3 +96,33 @@ describe("adapter types: Session<T> in the framework's context", () => {
     assert.ok(true);
   });
 });
+
+const ELYSIA_TYPES = `import assert from "node:assert/strict";
+import { Elysia } from "elysia";
+import { MemoryStore, type Session } from "@tessera/sessions";
+import { sessions } from "@tessera/sessions/elysia";
+
+interface Account {
+  userId: string;
+  roles: string[];
+}
+
+const app = new Elysia()
+  .use(sessions<Account>({ store: new MemoryStore() }))
+  .get("/", async ({ getSession }) => {
+    const session: Session<Account> = await getSession();
+    // @ts-expect-error not a key of Account
+    session.get("userID");
+    // @ts-expect-error a number is not a string
+    session.set("userId", 42);
+    session.set("userId", "7");
+    const id: string | undefined = session.get("userId");
+    return id ?? "none";
+  });
+assert.equal(await (await app.handle(new Request("http://localhost/"))).text(), "7");
+
+new Elysia().get("/", (context) => {
+  // @ts-expect-error no sessions() plugin, no getSession
+  return typeof context.getSession;
+});
+`;
