@@ -5,41 +5,12 @@
  * @module
  */
 
-import { deletionCookie, readCookie, sessionCookie, varyWithCookie } from "./cookie.ts";
-import { SessionInterruptedError, SessionStoreError } from "./errors.ts";
-import { type ResolvedOptions, resolveOptions, type SessionOptions } from "./options.ts";
+import { applyOutcome, failureResponse, SessionExchange } from "./_exchange.ts";
+import { resolveOptions, type SessionOptions } from "./options.ts";
 import type { SessionData } from "./serializer.ts";
-import { Session } from "./session.ts";
+import type { Session } from "./session.ts";
 
-interface RequestState {
-  readonly request: Request;
-  readonly options: ResolvedOptions;
-  // undefined: not read yet; null: the request has no session cookie.
-  cookie: string | null | undefined;
-  session: Promise<Session> | undefined;
-  // The Set-Cookie value of a save made before the response existed
-  // (sessionCookieHeader); null while there is none.
-  committed: string | null;
-}
-
-const states = new WeakMap<Request, RequestState>();
-
-// Browsers drop a cookie whose name, value and attributes pass 4096 bytes
-// (RFC 6265 section 6.1) without a word; the session would silently vanish.
-const MAX_COOKIE_BYTES = 4096;
-
-// The status of a WebSocket upgrade response (Deno.upgradeWebSocket): the
-// connection stops being HTTP once it is sent.
-const SWITCHING_PROTOCOLS = 101;
-
-class CookieTooLargeError extends Error {
-  constructor(size: number) {
-    super(
-      `Cannot set the session cookie as it would be ${size} bytes, over the ${MAX_COOKIE_BYTES}-byte limit of browsers: keep less in the session, or use a server-side engine such as FileStore`,
-    );
-    this.name = "CookieTooLargeError";
-  }
-}
+const exchanges = new WeakMap<Request, SessionExchange>();
 
 /**
  * Wraps a fetch handler so that `getSession(req)` works inside it. The
@@ -92,36 +63,23 @@ export function withSessions<A extends unknown[], R extends Response | undefined
 ): (req: Request, ...rest: A) => Promise<R> {
   const resolved = resolveOptions(options);
   return async function handleWithSessions(req: Request, ...rest: A): Promise<R> {
-    const state: RequestState = {
-      request: req,
-      options: resolved,
-      cookie: undefined,
-      session: undefined,
-      committed: null,
-    };
-    states.set(req, state);
+    const exchange = new SessionExchange(resolved, req.headers.get("cookie"));
+    exchanges.set(req, exchange);
     let response: R;
     try {
       response = await handler(req, ...rest);
     } catch (error) {
-      const answer = answerSessionError(error, resolved);
-      if (answer === null) throw error;
-      return answer as R;
+      const failure = exchange.answerError(error);
+      if (failure === null) throw error;
+      return failureResponse(failure) as R;
     }
-    // Nothing (Bun's upgrade) or a 101 (Deno's): the response is no longer ours.
-    if (!(response instanceof Response) || response.status === SWITCHING_PROTOCOLS) {
-      await finishUpgrade(state);
+    // Nothing (Bun's upgrade): the response is no longer ours.
+    if (!(response instanceof Response)) {
+      await exchange.finishUpgrade();
       return response;
     }
-    // Response.error(): the client gets a network error and no headers.
-    if (response.status === 0) return response;
-    try {
-      return await finish(state, response) as R;
-    } catch (error) {
-      if (error instanceof SessionInterruptedError) return plainText(400, error.message) as R;
-      logFailure(error, resolved);
-      return plainText(500, "Internal Server Error") as R;
-    }
+    const outcome = await exchange.finish(response.status, response.headers.get("Vary"));
+    return applyOutcome(response, outcome) as R;
   };
 }
 
@@ -165,15 +123,7 @@ export function withSessions<A extends unknown[], R extends Response | undefined
  * ```
  */
 export async function sessionCookieHeader(req: Request): Promise<string | null> {
-  const state = stateOf(req, "get the session cookie");
-  state.session ??= openSession(state, requestKey(state));
-  const session = await state.session;
-  if (session.isEmpty()) {
-    return state.cookie === null
-      ? null
-      : deletionCookie(state.options.cookieName, state.options.cookieAttributes);
-  }
-  return await commit(state, session);
+  return await exchangeOf(req, "get the session cookie").cookieHeader();
 }
 
 /**
@@ -206,180 +156,15 @@ export async function sessionCookieHeader(req: Request): Promise<string | null> 
  * ```
  */
 export function getSession<T extends object = SessionData>(req: Request): Promise<Session<T>> {
-  const state = stateOf(req, "get the session");
-  state.session ??= openSession(state, requestKey(state));
-  return state.session as unknown as Promise<Session<T>>;
+  return exchangeOf(req, "get the session").session() as unknown as Promise<Session<T>>;
 }
 
-function requestKey(state: RequestState): string | null {
-  if (state.cookie === undefined) {
-    state.cookie = readCookie(state.request.headers.get("cookie"), state.options.cookieName) ??
-      null;
-  }
-  return state.cookie;
-}
-
-async function openSession(state: RequestState, key: string | null): Promise<Session> {
-  const session = new Session(key, state.options);
-  await session.load();
-  return session;
-}
-
-function stateOf(req: Request, action: string): RequestState {
-  const state = states.get(req);
-  if (state === undefined) {
+function exchangeOf(req: Request, action: string): SessionExchange {
+  const exchange = exchanges.get(req);
+  if (exchange === undefined) {
     throw new Error(
       `Cannot ${action} as this request is not being handled inside withSessions(): wrap the fetch handler with withSessions(handler) and pass the Request it received`,
     );
   }
-  return state;
-}
-
-// The session the step after the handler deals with, or null when there is
-// none to deal with.
-async function sessionToFinish(state: RequestState): Promise<Session | null> {
-  if (state.session !== undefined) return await state.session;
-  if (state.options.saveEveryRequest && requestKey(state) !== null) {
-    // Sliding expiry for a session the handler never touched: load it, so
-    // that an unknown key is dropped instead of saved (CVE-2015-5143).
-    return await (state.session = openSession(state, state.cookie!));
-  }
-  return null;
-}
-
-// Saves a non-empty session if it changed (or saveEveryRequest asks for it
-// and this request has not saved it yet), and returns the Set-Cookie value
-// of this request's save, or null when there was none.
-async function commit(state: RequestState, session: Session): Promise<string | null> {
-  const options = state.options;
-  if (!session.modified && !(options.saveEveryRequest && state.committed === null)) {
-    return state.committed;
-  }
-  const maxAge = session.getExpireAtBrowserClose() ? null : session.getExpiryAge();
-  await session.save();
-  // What is saved is no longer a change: a later save, after the response,
-  // is for what changes from now on.
-  session.modified = false;
-  const setCookie = sessionCookie(
-    options.cookieName,
-    session.sessionKey!,
-    maxAge,
-    options.cookieAttributes,
-  );
-  if (setCookie.length > MAX_COOKIE_BYTES) throw new CookieTooLargeError(setCookie.length);
-  return (state.committed = setCookie);
-}
-
-async function finish(state: RequestState, response: Response): Promise<Response> {
-  const options = state.options;
-  let session: Session | null;
-  try {
-    session = await sessionToFinish(state);
-  } catch (error) {
-    // The handler saw the failure and already answered with an error.
-    if (response.status >= 500) return response;
-    throw error;
-  }
-  if (session === null) return response;
-
-  let setCookie: string | null = null;
-  if (session.isEmpty()) {
-    if (state.cookie !== null) {
-      setCookie = deletionCookie(options.cookieName, options.cookieAttributes);
-    }
-  } else if (response.status < 500) {
-    setCookie = await commit(state, session);
-  }
-  // A response that sets or deletes the cookie differs per user even when
-  // the handler never read the session (saveEveryRequest): a shared cache
-  // must not hand it to others (CVE-2026-35192).
-  const vary = session.accessed || setCookie !== null;
-  if (!vary) return response;
-  return withHeaders(response, (headers) => {
-    if (setCookie !== null) headers.append("Set-Cookie", setCookie);
-    headers.set("Vary", varyWithCookie(headers.get("Vary")));
-  });
-}
-
-// After an upgrade no header can reach the client any more: a changed
-// session is saved under the key the client already holds, and a failure
-// can only be logged.
-async function finishUpgrade(state: RequestState): Promise<void> {
-  const logger = state.options.logger;
-  try {
-    const session = await sessionToFinish(state);
-    if (session === null || session.isEmpty()) return;
-    const key = session.sessionKey;
-    if (key === null) {
-      if (session.modified) {
-        logger.warn(
-          "Cannot save a new session after a WebSocket upgrade as the client would never get its cookie: send the value of sessionCookieHeader(req) with the upgrade response",
-        );
-      }
-      return;
-    }
-    const modified = session.modified;
-    await commit(state, session);
-    // The signed-cookie engine keeps the data in the key: a save made now
-    // changes a cookie the client can no longer be sent.
-    if (modified && session.sessionKey !== key) {
-      logger.warn(
-        "Cannot send the session's new cookie after a WebSocket upgrade: changes made after sessionCookieHeader(req) are lost with a session kept in its cookie",
-      );
-    }
-  } catch (error) {
-    if (error instanceof SessionInterruptedError) {
-      logger.warn(`Cannot save the session after a WebSocket upgrade: ${error.message}`);
-    } else {
-      logFailure(error, state.options);
-    }
-  }
-}
-
-// Responses from Response.redirect(), Response.error() and fetch() have
-// immutable headers; such a response is copied so that it still gets its
-// cookie.
-function withHeaders(response: Response, change: (headers: Headers) => void): Response {
-  try {
-    change(response.headers);
-    return response;
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-  }
-  const copy = new Response(response.body, {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
-  change(copy.headers);
-  return copy;
-}
-
-function answerSessionError(error: unknown, options: ResolvedOptions): Response | null {
-  if (error instanceof SessionInterruptedError) return plainText(400, error.message);
-  if (error instanceof CookieTooLargeError || error instanceof SessionStoreError) {
-    logFailure(error, options);
-    return plainText(500, "Internal Server Error");
-  }
-  return null;
-}
-
-function logFailure(error: unknown, options: ResolvedOptions): void {
-  if (error instanceof SessionStoreError) {
-    options.logger.error(`${error.message}: the session store failed`, error.cause);
-  } else if (error instanceof CookieTooLargeError) {
-    options.logger.error(error.message);
-  } else if (error instanceof TypeError || error instanceof RangeError) {
-    // A value that no longer fits the serializer: its message names the key.
-    options.logger.error(error.message, error);
-  } else {
-    options.logger.error("Cannot complete the session after the handler as it failed", error);
-  }
-}
-
-function plainText(status: number, body: string): Response {
-  return new Response(body, {
-    status,
-    headers: { "Content-Type": "text/plain; charset=utf-8" },
-  });
+  return exchange;
 }
