@@ -198,13 +198,13 @@ export interface RedisClientHandle {
   close(): Promise<void>;
 }
 
-/** One Redis client library, as the README tells users to configure it. */
+/** One Redis client library, as docs/engines.md tells users to configure it. */
 export interface RedisClientKind {
   readonly name: string;
   connect(url: string): Promise<RedisClientHandle>;
 }
 
-// The settings the README recommends: fail a command at once while
+// The settings docs/engines.md recommends: fail a command at once while
 // disconnected (no offline queue) and keep reconnecting, quickly here.
 const NODE_REDIS: RedisClientKind = {
   name: "node-redis",

@@ -1,7 +1,7 @@
 // Redis stopped mid-load, for each client: requests that need the store get
 // a 500 with a logged error (never a 2xx for a lost write, never a hang),
 // requests that do not touch the session are unaffected, and service comes
-// back by itself when Redis does, with the client settings the README gives.
+// back by itself when Redis does, with the client settings docs/engines.md gives.
 
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";

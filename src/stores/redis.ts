@@ -28,7 +28,7 @@ import {
  *
  * Any other client is one small object away: `{ sendCommand: (args) => ... }`.
  * The client should fail a command at once while it is disconnected rather
- * than queue it (see the README), so that a request gets a 500 instead of
+ * than queue it (see docs/engines.md), so that a request gets a 500 instead of
  * hanging.
  *
  * @example Adapting a client with another method name
