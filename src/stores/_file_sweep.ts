@@ -34,6 +34,21 @@
 // sweeping its own directory keeps serving), and unlinks what it took
 // asynchronously, CONCURRENCY at a time. bench/clearsessions_bench.ts
 // measures the choices.
+//
+// Django's format (`format: "django"`). A file holds Django's session_data
+// and nothing else, and its mtime is the time of its last save, as Django's
+// file engine keeps it: the session expires at mtime + cookieAge, unless
+// its data holds a custom expiry (`_session_expiry`), which can be shorter
+// or longer. The sweeper reads only the files whose mtime + cookieAge has
+// passed: each of them has expired unless a longer custom expiry keeps it,
+// which only its decoded data can tell. A younger file is kept unread: it is
+// live unless a shorter custom expiry has passed, and keeping such a file
+// removes nothing live (load() refuses it, and a later sweep removes it once
+// mtime + cookieAge has passed too). So no file is judged on a guess that
+// could remove a live session, and the common sweep (most files young, or
+// plainly past their age) reads next to nothing. A file past its age that
+// does not decode (another secret, corrupt, Django's empty placeholder) is
+// judged by its mtime alone, as Django's clearsessions judges it.
 
 import { linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
 import { readdir, unlink } from "node:fs/promises";
@@ -42,7 +57,15 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { generateKey, isValidKey } from "../_key.ts";
 import type { Logger } from "../logger.ts";
 import { errorCode, fileError, isMissing } from "./_file_errors.ts";
-import { isTrusted, processUser, readStartTrusted, untrustedWarning } from "./_file_trust.ts";
+import {
+  isPlaceholder,
+  isTrusted,
+  processUser,
+  readStartTrusted,
+  readTrustedFile,
+  untrustedWarning,
+} from "./_file_trust.ts";
+import { decodeDjangoSession, djangoFileExpiresAt } from "./_django_format.ts";
 import type { SweepOptions, SweepReport } from "./store.ts";
 
 /**
@@ -67,6 +90,12 @@ export interface SweepTarget {
   staleTempAfter: number;
   /** Seconds a file without a readable expiry lives after its modification time. */
   cookieAge: number;
+  /**
+   * Set for Django's format: the secrets that verify a file's data, the
+   * first one current. The files are then judged as the module's comment
+   * says, not by the native format's mtime = expiry.
+   */
+  djangoSecrets?: readonly string[];
 }
 
 // The longest run of synchronous calls between two turns of the event loop.
@@ -181,6 +210,8 @@ export interface SweepInternals {
   afterRestore?(file: string): void;
   /** Unlinks in flight at once, instead of CONCURRENCY. */
   concurrency?: number;
+  /** In Django's format, after a file's data was read to find its expiry. */
+  afterRead?(file: string): void | Promise<void>;
 }
 
 /**
@@ -215,7 +246,8 @@ export async function sweepFiles(
         throw fileError("list the session directory", target.path, error);
       }
       if (next.done) break;
-      sweep.visit(next.value);
+      const reading = sweep.visit(next.value);
+      if (reading !== undefined) await reading;
       checked++;
       if (sweep.busy) await sweep.room();
       if (performance.now() >= sliceEnd) {
@@ -228,6 +260,15 @@ export async function sweepFiles(
     await names.return(undefined);
     await sweep.done();
     if (sweep.untrusted > 0) target.logger?.warn(untrustedWarning(target.path, sweep.untrusted));
+    if (sweep.unreadable > 0) {
+      target.logger?.warn(
+        `${sweep.unreadable} Django session ${
+          sweep.unreadable === 1 ? "file" : "files"
+        } in '${target.path}' did not decode (signed with another SECRET_KEY, or corrupt) and ${
+          sweep.unreadable === 1 ? "was" : "were"
+        } judged by modification time plus cookieAge, as Django's clearsessions judges them`,
+      );
+    }
   }
   options.onProgress?.(checked);
   return sweep.report;
@@ -247,6 +288,8 @@ class Sweep {
   #taken = 0;
   /** Files at the engine's names that are not the engine's own, left alone. */
   untrusted = 0;
+  /** Django-format files past their age whose data did not decode. */
+  unreadable = 0;
   readonly #removals = new Set<Promise<void>>();
 
   constructor(
@@ -267,16 +310,23 @@ class Sweep {
   // Only names of the forms the engine writes: prefix + key, its temp and
   // aside names (key, mark, 12 to 24 characters of the key alphabet), and
   // its tombstones.
-  visit(name: string): void {
+  // Returns a promise only for a Django-format file whose data it must read.
+  visit(name: string): Promise<void> | undefined {
     const { path, prefix, tempMark, tombstoneMark } = this.#target;
     if (!name.startsWith(prefix)) return;
     const rest = name.slice(prefix.length);
     if (isValidKey(rest)) {
+      if (this.#target.djangoSecrets !== undefined) return this.#visitDjango(join(path, name));
       this.#visitSession(join(path, name));
       return;
     }
     if (rest.endsWith(tombstoneMark)) {
-      if (isValidKey(rest.slice(0, -tombstoneMark.length))) this.#visitLeftover(join(path, name));
+      if (!isValidKey(rest.slice(0, -tombstoneMark.length))) return;
+      const tombstone = join(path, name);
+      if (this.#target.djangoSecrets !== undefined) {
+        this.#removeResurrected(tombstone.slice(0, -tombstoneMark.length));
+      }
+      this.#visitLeftover(tombstone);
       return;
     }
     const mark = rest.indexOf(tempMark);
@@ -301,6 +351,68 @@ class Sweep {
     }
     const expiresAt = this.#expiryOf(file, before);
     if (expiresAt === null) return;
+    if (expiresAt > this.#now) {
+      this.report.kept++;
+    } else if (this.#dryRun) {
+      this.report.removed++;
+    } else {
+      this.#remove(file, before);
+    }
+  }
+
+  #visitDjango(file: string): Promise<void> | undefined {
+    const before = this.#lstat(file, "check a session file");
+    if (before === null) return;
+    if (!isTrusted(before, this.#owner) && !isPlaceholder(before, before.size, this.#owner)) {
+      this.untrusted++;
+      return;
+    }
+    const aged = before.mtimeMs + this.#cookieAgeMs;
+    if (!(aged <= this.#now)) {
+      this.report.kept++;
+      return;
+    }
+    if (before.size === 0) {
+      this.#judge(file, before, aged);
+      return;
+    }
+    return this.#readDjango(file, before);
+  }
+
+  async #readDjango(file: string, before: FileFacts): Promise<void> {
+    let read;
+    try {
+      read = await readTrustedFile(file, this.#target.path, this.#owner, true);
+    } catch (error) {
+      this.#failWith(error as Error);
+      return;
+    }
+    if (read === "missing") return;
+    if (read === "untrusted") {
+      this.untrusted++;
+      return;
+    }
+    await this.#hooks.afterRead?.(file);
+    // Saved since the lstat: live, with a new mtime.
+    if (read.mtimeMs !== before.mtimeMs) {
+      this.report.kept++;
+      return;
+    }
+    let warned = false;
+    const decoded = await decodeDjangoSession(read.text, {
+      secrets: this.#target.djangoSecrets!,
+      logger: { warn: () => void (warned = true), error: () => void (warned = true) },
+    });
+    if (decoded === null && warned) this.unreadable++;
+    const expiresAt = djangoFileExpiresAt(
+      decoded?.expiry ?? null,
+      before.mtimeMs,
+      this.#cookieAgeMs / 1000,
+    );
+    this.#judge(file, before, expiresAt);
+  }
+
+  #judge(file: string, before: FileFacts, expiresAt: number): void {
     if (expiresAt > this.#now) {
       this.report.kept++;
     } else if (this.#dryRun) {
@@ -433,6 +545,25 @@ class Sweep {
       this.report.tempRemoved++;
     } catch (error) {
       if (!isMissing(error)) this.#fail("remove a stale temp file", error);
+    }
+  }
+
+  // Django's file engine does not know tombstones: a Django save racing a
+  // Tessera logout can put the session's file back beside its tombstone.
+  // load() ignores such a file and removes it; so does the sweeper, so that
+  // the logout also stands for Django.
+  #removeResurrected(file: string): void {
+    const facts = this.#lstat(file, "check a session file");
+    if (facts === null || !isTrusted(facts, this.#owner)) return;
+    if (this.#dryRun) {
+      this.report.removed++;
+      return;
+    }
+    try {
+      unlinkSync(file);
+      this.report.removed++;
+    } catch (error) {
+      if (!isMissing(error)) this.#fail("remove a logged-out session file", error);
     }
   }
 
