@@ -170,7 +170,8 @@ export async function readTrustedFile(
  * this user with nothing in it, whatever its mode.
  */
 export function isPlaceholder(facts: Ownership, size: number, owner: number | null): boolean {
-  return facts.isFile && size === 0 && (owner === null || facts.uid === null || facts.uid === owner);
+  return facts.isFile && size === 0 &&
+    (owner === null || facts.uid === null || facts.uid === owner);
 }
 
 /** The first `bytes` bytes of `file` if it is trusted, as {@link readTrusted}; synchronous. */
