@@ -46,9 +46,11 @@
 // removes nothing live (load() refuses it, and a later sweep removes it once
 // mtime + cookieAge has passed too). So no file is judged on a guess that
 // could remove a live session, and the common sweep (most files young, or
-// plainly past their age) reads next to nothing. A file past its age that
-// does not decode (another secret, corrupt, Django's empty placeholder) is
-// judged by its mtime alone, as Django's clearsessions judges it.
+// plainly past their age) reads next to nothing. The custom expiry is read
+// without checking the signature (_django_file_expiry.ts says why that
+// removes nothing live); a file past its age whose data holds none, or is
+// no session data (corrupt, Django's empty placeholder), is judged by its
+// mtime alone, as Django's clearsessions judges it.
 
 import { linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
 import { readdir, unlink } from "node:fs/promises";
@@ -62,10 +64,11 @@ import {
   isTrusted,
   processUser,
   readStartTrusted,
-  readTrustedFile,
+  readTrustedFileSync,
   untrustedWarning,
 } from "./_file_trust.ts";
-import { decodeDjangoSession, djangoFileExpiresAt } from "./_django_format.ts";
+import { djangoFileExpiresAt } from "./_django_format.ts";
+import { claimedDjangoExpiry } from "./_django_file_expiry.ts";
 import type { SweepOptions, SweepReport } from "./store.ts";
 
 /**
@@ -91,11 +94,10 @@ export interface SweepTarget {
   /** Seconds a file without a readable expiry lives after its modification time. */
   cookieAge: number;
   /**
-   * Set for Django's format: the secrets that verify a file's data, the
-   * first one current. The files are then judged as the module's comment
-   * says, not by the native format's mtime = expiry.
+   * True for Django's format: the files are then judged as the module's
+   * comment says, not by the native format's mtime = expiry.
    */
-  djangoSecrets?: readonly string[];
+  django?: boolean;
 }
 
 // The longest run of synchronous calls between two turns of the event loop.
@@ -211,7 +213,7 @@ export interface SweepInternals {
   /** Unlinks in flight at once, instead of CONCURRENCY. */
   concurrency?: number;
   /** In Django's format, after a file's data was read to find its expiry. */
-  afterRead?(file: string): void | Promise<void>;
+  afterRead?(file: string): void;
 }
 
 /**
@@ -246,8 +248,7 @@ export async function sweepFiles(
         throw fileError("list the session directory", target.path, error);
       }
       if (next.done) break;
-      const reading = sweep.visit(next.value);
-      if (reading !== undefined) await reading;
+      sweep.visit(next.value);
       checked++;
       if (sweep.busy) await sweep.room();
       if (performance.now() >= sliceEnd) {
@@ -260,15 +261,6 @@ export async function sweepFiles(
     await names.return(undefined);
     await sweep.done();
     if (sweep.untrusted > 0) target.logger?.warn(untrustedWarning(target.path, sweep.untrusted));
-    if (sweep.unreadable > 0) {
-      target.logger?.warn(
-        `${sweep.unreadable} Django session ${
-          sweep.unreadable === 1 ? "file" : "files"
-        } in '${target.path}' did not decode (signed with another SECRET_KEY, or corrupt) and ${
-          sweep.unreadable === 1 ? "was" : "were"
-        } judged by modification time plus cookieAge, as Django's clearsessions judges them`,
-      );
-    }
   }
   options.onProgress?.(checked);
   return sweep.report;
@@ -288,8 +280,7 @@ class Sweep {
   #taken = 0;
   /** Files at the engine's names that are not the engine's own, left alone. */
   untrusted = 0;
-  /** Django-format files past their age whose data did not decode. */
-  unreadable = 0;
+
   readonly #removals = new Set<Promise<void>>();
 
   constructor(
@@ -310,20 +301,19 @@ class Sweep {
   // Only names of the forms the engine writes: prefix + key, its temp and
   // aside names (key, mark, 12 to 24 characters of the key alphabet), and
   // its tombstones.
-  // Returns a promise only for a Django-format file whose data it must read.
-  visit(name: string): Promise<void> | undefined {
+  visit(name: string): void {
     const { path, prefix, tempMark, tombstoneMark } = this.#target;
     if (!name.startsWith(prefix)) return;
     const rest = name.slice(prefix.length);
     if (isValidKey(rest)) {
-      if (this.#target.djangoSecrets !== undefined) return this.#visitDjango(join(path, name));
-      this.#visitSession(join(path, name));
+      if (this.#target.django) this.#visitDjango(join(path, name));
+      else this.#visitSession(join(path, name));
       return;
     }
     if (rest.endsWith(tombstoneMark)) {
       if (!isValidKey(rest.slice(0, -tombstoneMark.length))) return;
       const tombstone = join(path, name);
-      if (this.#target.djangoSecrets !== undefined) {
+      if (this.#target.django) {
         this.#removeResurrected(tombstone.slice(0, -tombstoneMark.length));
       }
       this.#visitLeftover(tombstone);
@@ -360,7 +350,7 @@ class Sweep {
     }
   }
 
-  #visitDjango(file: string): Promise<void> | undefined {
+  #visitDjango(file: string): void {
     const before = this.#lstat(file, "check a session file");
     if (before === null) return;
     if (!isTrusted(before, this.#owner) && !isPlaceholder(before, before.size, this.#owner)) {
@@ -376,13 +366,13 @@ class Sweep {
       this.#judge(file, before, aged);
       return;
     }
-    return this.#readDjango(file, before);
+    this.#readDjango(file, before);
   }
 
-  async #readDjango(file: string, before: FileFacts): Promise<void> {
+  #readDjango(file: string, before: FileFacts): void {
     let read;
     try {
-      read = await readTrustedFile(file, this.#target.path, this.#owner, true);
+      read = readTrustedFileSync(file, this.#target.path, this.#owner, true);
     } catch (error) {
       this.#failWith(error as Error);
       return;
@@ -392,20 +382,14 @@ class Sweep {
       this.untrusted++;
       return;
     }
-    await this.#hooks.afterRead?.(file);
+    this.#hooks.afterRead?.(file);
     // Saved since the lstat: live, with a new mtime.
     if (read.mtimeMs !== before.mtimeMs) {
       this.report.kept++;
       return;
     }
-    let warned = false;
-    const decoded = await decodeDjangoSession(read.text, {
-      secrets: this.#target.djangoSecrets!,
-      logger: { warn: () => void (warned = true), error: () => void (warned = true) },
-    });
-    if (decoded === null && warned) this.unreadable++;
     const expiresAt = djangoFileExpiresAt(
-      decoded?.expiry ?? null,
+      claimedDjangoExpiry(read.text),
       before.mtimeMs,
       this.#cookieAgeMs / 1000,
     );

@@ -22,6 +22,8 @@ import { errorCode, fileError, isMissing, missingDenoPermission } from "./_file_
 // Windows has neither flag, nor owners or modes to check.
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
+const utf8 = new TextDecoder();
+
 // This process's uid once known; null where the platform has no owners.
 let user: number | null | undefined;
 
@@ -162,6 +164,59 @@ export async function readTrustedFile(
   } finally {
     await handle.close().catch(() => {});
   }
+}
+
+/** {@link readTrustedFile}, synchronous: for the sweeper, which judges with synchronous calls. */
+export function readTrustedFileSync(
+  file: string,
+  directory: string,
+  owner: number | null,
+  placeholders = false,
+): TrustedText | Unread {
+  let fd: number;
+  try {
+    fd = openSync(file, READ_FLAGS);
+  } catch (error) {
+    return unopenedSync(file, directory, owner, error);
+  }
+  try {
+    const stats = fstatSync(fd);
+    const facts = ownershipOf(stats);
+    if (!isTrusted(facts, owner)) {
+      return placeholders && isPlaceholder(facts, stats.size, owner)
+        ? { text: "", mtimeMs: stats.mtimeMs }
+        : "untrusted";
+    }
+    // One read for a file as large as the fstat said; a short read of a
+    // regular file is its end.
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    let size = stats.size + 1;
+    while (true) {
+      const buffer = new Uint8Array(size);
+      const length = readSync(fd, buffer, 0, size, total);
+      chunks.push(buffer.subarray(0, length));
+      total += length;
+      if (length < size) break;
+      size *= 2;
+    }
+    const bytes = chunks.length === 1 ? chunks[0]! : concat(chunks, total);
+    return { text: utf8.decode(bytes), mtimeMs: stats.mtimeMs };
+  } catch (error) {
+    throw fileError("read a session file", directory, error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
 }
 
 /**

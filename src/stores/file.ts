@@ -593,11 +593,6 @@ export class FileStore implements SessionStore {
    */
   async sweep(options: SweepOptions = {}): Promise<SweepReport> {
     checkSweepOptions(options);
-    if (this.#django && this.#secrets.length === 0) {
-      throw new TypeError(
-        "Cannot sweep as FileStore with format \"django\" reads custom expiries with the secret, which it was not given: sweep the store given to withSessions with 'secret', or call configure() with the secrets first",
-      );
-    }
     return await sweepFiles({
       path: this.path,
       prefix: this.#prefix,
@@ -606,7 +601,7 @@ export class FileStore implements SessionStore {
       staleTempAfter: this.#staleTempAfter,
       cookieAge: this.#cookieAge,
       logger: this.#logger,
-      ...(this.#django ? { djangoSecrets: this.#secrets } : {}),
+      django: this.#django,
     }, options);
   }
 
