@@ -280,7 +280,6 @@ class Sweep {
   #taken = 0;
   /** Files at the engine's names that are not the engine's own, left alone. */
   untrusted = 0;
-
   readonly #removals = new Set<Promise<void>>();
 
   constructor(
@@ -383,8 +382,9 @@ class Sweep {
       return;
     }
     this.#hooks.afterRead?.(file);
-    // Saved since the lstat: live, with a new mtime.
-    if (read.mtimeMs !== before.mtimeMs) {
+    // Saved since the lstat: live, with a new mtime. (Whole milliseconds:
+    // Deno's own lstat has no finer ones.)
+    if (Math.floor(read.mtimeMs) !== Math.floor(before.mtimeMs)) {
       this.report.kept++;
       return;
     }

@@ -539,7 +539,8 @@ export class FileStore implements SessionStore {
    * Deletes every expired session file and the temp files left by writes
    * that crashed (older than `staleTempAfter`, a minute by default), and
    * returns how many session files it removed. It decides from each file's
-   * modification time (its expiry) without reading it, and never removes a
+   * modification time (its expiry; in Django's format, its last save) and
+   * reads only the files that may hold a custom expiry, and never removes a
    * session saved while it runs. Takes the options of {@link sweep}.
    *
    * @returns How many session files it removed (would remove, in a dry run).
@@ -576,6 +577,12 @@ export class FileStore implements SessionStore {
    * `touch`, a restore) has its expiry read from its first line instead;
    * a file without a readable expiry there either expires `cookieAge`
    * seconds after its modification time, as in Django.
+   *
+   * In Django's format the modification time is the last save: a file
+   * expires `cookieAge` seconds after it unless its data holds a custom
+   * expiry. Only the files past that age are read, for the custom expiry;
+   * a younger one is kept unread (at worst until its age has passed, never
+   * removed early).
    *
    * @throws {Error} when the directory cannot be listed.
    * @throws {TypeError} for options of the wrong type.
