@@ -21,6 +21,9 @@
 //                  it is a tmpfs)
 // --pools          instead, FileStore's sweep alone with 1, 4, 16, 32 and 64
 //                  removals in flight, to choose that number
+// --format django  instead, FileStore({ format: "django" })'s sweep against
+//                  Django's own manage.py clearsessions on Django's files
+//                  (_clearsessions_django.ts); takes --files, --repeat, --root
 //
 // Three sweeps, each in a process of its own (_clearsessions_sweep.ts) that
 // samples its RSS, so that the peak is the sweep's: FileStore's; the floor
@@ -65,6 +68,7 @@ import {
   type SweepSummary,
 } from "./_clearsessions_report.ts";
 import { findPlaces } from "./_places.ts";
+import { benchDjangoFormat } from "./_clearsessions_django.ts";
 
 const DAY = 86_400_000;
 const RUNTIME = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
@@ -105,6 +109,7 @@ const { values } = parseArgs({
     state: { type: "string", default: "cache" },
     pools: { type: "boolean", default: false },
     root: { type: "string", multiple: true },
+    format: { type: "string" },
   },
 });
 const sizes = values.files.split(",").map(Number);
@@ -254,6 +259,11 @@ function compare(
     peakMb: result.fileStorePeakMb,
   }]);
   summary.push({ runtime: RUNTIME, place, scenario, files, ...result });
+}
+
+if (values.format === "django") {
+  await benchDjangoFormat({ sizes, repeat, places, runtime: RUNTIME });
+  process.exit();
 }
 
 try {

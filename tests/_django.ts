@@ -8,6 +8,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { getSession, type SessionStore, withSessions } from "../mod.ts";
 
 /** The interpreter whose Django is Debian's python3-django. */
 export const PYTHON = "/usr/bin/python3";
@@ -192,3 +193,61 @@ export function djangoCodec(cases: CodecCase[]): { django: string; outcomes: Cod
   }
   return JSON.parse(result.stdout) as { django: string; outcomes: CodecOutcome[] };
 }
+
+/** What both the Django project's views and {@link tesseraTwin} answer: the session. */
+export interface SessionState {
+  key_set: boolean;
+  data: Record<string, unknown>;
+  expiry_age: number;
+}
+
+/**
+ * A Tessera handler with the routes of the Django project's views
+ * (fixtures/django_app/tessera_check/views.py), answering as they do, on
+ * `store` with `secret` and `cookieName`.
+ */
+export function tesseraTwin(
+  store: SessionStore,
+  options: { secret: string; cookieName: string; cookieAge?: number },
+): (req: Request) => Promise<Response> {
+  return withSessions(async (req) => {
+    const url = new URL(req.url);
+    const session = await getSession(req);
+    switch (url.pathname) {
+      case "/set":
+        for (const [name, value] of url.searchParams) session.set(name, value);
+        break;
+      case "/login":
+        // What django.contrib.auth.login() does to the session.
+        await session.cycleKey();
+        session.set("_auth_user_id", url.searchParams.get("user") ?? "42");
+        session.set("_auth_user_backend", "django.contrib.auth.backends.ModelBackend");
+        session.set("_auth_user_hash", url.searchParams.get("hash") ?? DEFAULT_AUTH_HASH);
+        break;
+      case "/flush":
+        await session.flush();
+        break;
+      case "/expire":
+        session.setExpiry(Number(url.searchParams.get("seconds")));
+        break;
+      case "/get":
+        break;
+      default:
+        return new Response("not found", { status: 404 });
+    }
+    const state: SessionState = {
+      key_set: session.sessionKey !== null,
+      data: Object.fromEntries(session.items()),
+      expiry_age: session.getExpiryAge(),
+    };
+    return Response.json(state);
+  }, {
+    store,
+    secret: options.secret,
+    cookieName: options.cookieName,
+    ...(options.cookieAge === undefined ? {} : { cookieAge: options.cookieAge }),
+  });
+}
+
+/** The `_auth_user_hash` the login views keep unless given one. */
+export const DEFAULT_AUTH_HASH = "5f2b4e1c9a0d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f";

@@ -34,6 +34,23 @@
 // sweeping its own directory keeps serving), and unlinks what it took
 // asynchronously, CONCURRENCY at a time. bench/clearsessions_bench.ts
 // measures the choices.
+//
+// Django's format (`format: "django"`). A file holds Django's session_data
+// and nothing else, and its mtime is the time of its last save, as Django's
+// file engine keeps it: the session expires at mtime + cookieAge, unless
+// its data holds a custom expiry (`_session_expiry`), which can be shorter
+// or longer. The sweeper reads only the files whose mtime + cookieAge has
+// passed: each of them has expired unless a longer custom expiry keeps it,
+// which only its decoded data can tell. A younger file is kept unread: it is
+// live unless a shorter custom expiry has passed, and keeping such a file
+// removes nothing live (load() refuses it, and a later sweep removes it once
+// mtime + cookieAge has passed too). So no file is judged on a guess that
+// could remove a live session, and the common sweep (most files young, or
+// plainly past their age) reads next to nothing. The custom expiry is read
+// without checking the signature (_django_file_expiry.ts says why that
+// removes nothing live); a file past its age whose data holds none, or is
+// no session data (corrupt, Django's empty placeholder), is judged by its
+// mtime alone, as Django's clearsessions judges it.
 
 import { linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
 import { readdir, unlink } from "node:fs/promises";
@@ -42,7 +59,16 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { generateKey, isValidKey } from "../_key.ts";
 import type { Logger } from "../logger.ts";
 import { errorCode, fileError, isMissing } from "./_file_errors.ts";
-import { isTrusted, processUser, readStartTrusted, untrustedWarning } from "./_file_trust.ts";
+import {
+  isPlaceholder,
+  isTrusted,
+  processUser,
+  readStartTrusted,
+  readTrustedFileSync,
+  untrustedWarning,
+} from "./_file_trust.ts";
+import { djangoFileExpiresAt } from "./_django_format.ts";
+import { claimedDjangoExpiry } from "./_django_file_expiry.ts";
 import type { SweepOptions, SweepReport } from "./store.ts";
 
 /**
@@ -67,6 +93,11 @@ export interface SweepTarget {
   staleTempAfter: number;
   /** Seconds a file without a readable expiry lives after its modification time. */
   cookieAge: number;
+  /**
+   * True for Django's format: the files are then judged as the module's
+   * comment says, not by the native format's mtime = expiry.
+   */
+  django?: boolean;
 }
 
 // The longest run of synchronous calls between two turns of the event loop.
@@ -181,6 +212,8 @@ export interface SweepInternals {
   afterRestore?(file: string): void;
   /** Unlinks in flight at once, instead of CONCURRENCY. */
   concurrency?: number;
+  /** In Django's format, after a file's data was read to find its expiry. */
+  afterRead?(file: string): void;
 }
 
 /**
@@ -272,11 +305,17 @@ class Sweep {
     if (!name.startsWith(prefix)) return;
     const rest = name.slice(prefix.length);
     if (isValidKey(rest)) {
-      this.#visitSession(join(path, name));
+      if (this.#target.django) this.#visitDjango(join(path, name));
+      else this.#visitSession(join(path, name));
       return;
     }
     if (rest.endsWith(tombstoneMark)) {
-      if (isValidKey(rest.slice(0, -tombstoneMark.length))) this.#visitLeftover(join(path, name));
+      if (!isValidKey(rest.slice(0, -tombstoneMark.length))) return;
+      const tombstone = join(path, name);
+      if (this.#target.django) {
+        this.#removeResurrected(tombstone.slice(0, -tombstoneMark.length));
+      }
+      this.#visitLeftover(tombstone);
       return;
     }
     const mark = rest.indexOf(tempMark);
@@ -301,6 +340,63 @@ class Sweep {
     }
     const expiresAt = this.#expiryOf(file, before);
     if (expiresAt === null) return;
+    if (expiresAt > this.#now) {
+      this.report.kept++;
+    } else if (this.#dryRun) {
+      this.report.removed++;
+    } else {
+      this.#remove(file, before);
+    }
+  }
+
+  #visitDjango(file: string): void {
+    const before = this.#lstat(file, "check a session file");
+    if (before === null) return;
+    if (!isTrusted(before, this.#owner) && !isPlaceholder(before, before.size, this.#owner)) {
+      this.untrusted++;
+      return;
+    }
+    const aged = before.mtimeMs + this.#cookieAgeMs;
+    if (!(aged <= this.#now)) {
+      this.report.kept++;
+      return;
+    }
+    if (before.size === 0) {
+      this.#judge(file, before, aged);
+      return;
+    }
+    this.#readDjango(file, before);
+  }
+
+  #readDjango(file: string, before: FileFacts): void {
+    let read;
+    try {
+      read = readTrustedFileSync(file, this.#target.path, this.#owner, true);
+    } catch (error) {
+      this.#failWith(error as Error);
+      return;
+    }
+    if (read === "missing") return;
+    if (read === "untrusted") {
+      this.untrusted++;
+      return;
+    }
+    this.#hooks.afterRead?.(file);
+    // Saved since the lstat: live, with a new mtime. (Whole milliseconds:
+    // Deno's own lstat has no finer ones.)
+    if (Math.floor(read.mtimeMs) !== Math.floor(before.mtimeMs)) {
+      this.report.kept++;
+      return;
+    }
+    const expiresAt = djangoFileExpiresAt(
+      claimedDjangoExpiry(read.text),
+      before.mtimeMs,
+      this.#cookieAgeMs / 1000,
+    );
+    this.#judge(file, before, expiresAt);
+  }
+
+  #judge(file: string, before: FileFacts, expiresAt: number): void {
     if (expiresAt > this.#now) {
       this.report.kept++;
     } else if (this.#dryRun) {
@@ -433,6 +529,25 @@ class Sweep {
       this.report.tempRemoved++;
     } catch (error) {
       if (!isMissing(error)) this.#fail("remove a stale temp file", error);
+    }
+  }
+
+  // Django's file engine does not know tombstones: a Django save racing a
+  // Tessera logout can put the session's file back beside its tombstone.
+  // load() ignores such a file and removes it; so does the sweeper, so that
+  // the logout also stands for Django.
+  #removeResurrected(file: string): void {
+    const facts = this.#lstat(file, "check a session file");
+    if (facts === null || !isTrusted(facts, this.#owner)) return;
+    if (this.#dryRun) {
+      this.report.removed++;
+      return;
+    }
+    try {
+      unlinkSync(file);
+      this.report.removed++;
+    } catch (error) {
+      if (!isMissing(error)) this.#fail("remove a logged-out session file", error);
     }
   }
 

@@ -22,6 +22,8 @@ import { errorCode, fileError, isMissing, missingDenoPermission } from "./_file_
 // Windows has neither flag, nor owners or modes to check.
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
+const utf8 = new TextDecoder();
+
 // This process's uid once known; null where the platform has no owners.
 let user: number | null | undefined;
 
@@ -113,6 +115,35 @@ export async function readTrusted(
   directory: string,
   owner: number | null,
 ): Promise<string | Unread> {
+  const read = await readTrustedFile(file, directory, owner);
+  return typeof read === "string" ? read : read.text;
+}
+
+/** A trusted file's contents and modification time. */
+export interface TrustedText {
+  text: string;
+  /** The modification time of the file read (from fstat), in milliseconds since the epoch. */
+  mtimeMs: number;
+}
+
+/**
+ * The contents and modification time of `file`, as {@link readTrusted}; both
+ * come from the one file opened, so a rename racing the read cannot pair the
+ * contents of one file with the time of another.
+ *
+ * `placeholders`: a regular, empty file of this user is taken whatever its
+ * mode (as `{ text: "" }`) instead of being refused, for Django's file
+ * engine, which creates a session's file empty with the mode its umask
+ * gives, then renames the written 0600 file over it.
+ *
+ * @throws {Error} for a file system error other than a missing or untrusted file.
+ */
+export async function readTrustedFile(
+  file: string,
+  directory: string,
+  owner: number | null,
+  placeholders = false,
+): Promise<TrustedText | Unread> {
   let handle;
   try {
     handle = await open(file, READ_FLAGS);
@@ -120,13 +151,82 @@ export async function readTrusted(
     return await unopened(file, directory, owner, error);
   }
   try {
-    if (!isTrusted(ownershipOf(await handle.stat()), owner)) return "untrusted";
-    return await handle.readFile("utf8");
+    const stats = await handle.stat();
+    const facts = ownershipOf(stats);
+    if (!isTrusted(facts, owner)) {
+      return placeholders && isPlaceholder(facts, stats.size, owner)
+        ? { text: "", mtimeMs: stats.mtimeMs }
+        : "untrusted";
+    }
+    return { text: await handle.readFile("utf8"), mtimeMs: stats.mtimeMs };
   } catch (error) {
     throw fileError("read a session file", directory, error);
   } finally {
     await handle.close().catch(() => {});
   }
+}
+
+/** {@link readTrustedFile}, synchronous: for the sweeper, which judges with synchronous calls. */
+export function readTrustedFileSync(
+  file: string,
+  directory: string,
+  owner: number | null,
+  placeholders = false,
+): TrustedText | Unread {
+  let fd: number;
+  try {
+    fd = openSync(file, READ_FLAGS);
+  } catch (error) {
+    return unopenedSync(file, directory, owner, error);
+  }
+  try {
+    const stats = fstatSync(fd);
+    const facts = ownershipOf(stats);
+    if (!isTrusted(facts, owner)) {
+      return placeholders && isPlaceholder(facts, stats.size, owner)
+        ? { text: "", mtimeMs: stats.mtimeMs }
+        : "untrusted";
+    }
+    // One read for a file as large as the fstat said; a short read of a
+    // regular file is its end.
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    let size = stats.size + 1;
+    while (true) {
+      const buffer = new Uint8Array(size);
+      const length = readSync(fd, buffer, 0, size, total);
+      chunks.push(buffer.subarray(0, length));
+      total += length;
+      if (length < size) break;
+      size *= 2;
+    }
+    const bytes = chunks.length === 1 ? chunks[0]! : concat(chunks, total);
+    return { text: utf8.decode(bytes), mtimeMs: stats.mtimeMs };
+  } catch (error) {
+    throw fileError("read a session file", directory, error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
+}
+
+/**
+ * Whether a file is the empty placeholder Django's file engine creates
+ * before it renames a session's written file over it: a regular file of
+ * this user with nothing in it, whatever its mode.
+ */
+export function isPlaceholder(facts: Ownership, size: number, owner: number | null): boolean {
+  return facts.isFile && size === 0 &&
+    (owner === null || facts.uid === null || facts.uid === owner);
 }
 
 /** The first `bytes` bytes of `file` if it is trusted, as {@link readTrusted}; synchronous. */

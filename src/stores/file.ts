@@ -20,12 +20,22 @@ import {
 } from "./_file_errors.ts";
 import { LONGEST_TEMP_TAIL, sweepFiles } from "./_file_sweep.ts";
 import {
+  isPlaceholder,
   isTrusted,
   ownershipOf,
   processUser,
   readTrusted,
+  readTrustedFile,
   untrustedWarning,
 } from "./_file_trust.ts";
+import {
+  decodeDjangoSession,
+  djangoFileExpiresAt,
+  djangoStoredSession,
+  encodeDjangoSession,
+  isDjangoFormat,
+  requireDjangoSecret,
+} from "./_django_format.ts";
 import {
   createWithUniqueKey,
   type SessionStore,
@@ -88,6 +98,19 @@ export interface FileStoreOptions {
    * @default {false}
    */
   durable?: boolean;
+  /**
+   * `"django"` keeps the files as Django's file engine does
+   * (`SESSION_ENGINE = "django.contrib.sessions.backends.file"`), so that a
+   * Django app on the same directory, run by the same OS user, with the same
+   * `SESSION_COOKIE_NAME` and `SECRET_KEY`, shares the sessions live: each
+   * file holds Django's signed `session_data` and nothing else, and a session
+   * expires at its file's modification time plus `cookieAge`, or at its
+   * custom expiry. Needs the `secret` of `withSessions` (Django's SECRET_KEY).
+   * Left out: Tessera's own format.
+   *
+   * @default {undefined}
+   */
+  format?: "django";
 }
 
 // A temp file is named after its target plus this and a random suffix; the
@@ -148,12 +171,34 @@ export function setFileStoreInternals(store: FileStore, internals: FileStoreInte
  * security warning through the logger. The engine does not `fsync` unless
  * `durable` is set; see docs/security.md for what survives a crash.
  *
+ * With `format: "django"` the files are Django's file engine's: named
+ * prefix + key, holding Django's signed `session_data` alone, their
+ * modification time the time of the last save. A Django app on the same
+ * directory, run by the same OS user (it must own the files), shares the
+ * sessions live; see docs/migrating-from-django.md. Every guarantee above
+ * holds in this format too. Django's own logout removes the file and leaves
+ * no tombstone, so a Tessera save that checked the file just before a Django
+ * logout removed it can put the session back, as two Django processes can.
+ *
  * @example Sessions in a directory of their own
  * ```ts
  * import { FileStore, withSessions } from "@tessera/sessions";
  *
  * const store = new FileStore({ path: Deno.makeTempDirSync() });
  * const handler = withSessions(() => new Response("ok"), { store });
+ * ```
+ *
+ * @example Sessions shared with a Django app's file engine
+ * ```ts
+ * import { FileStore, withSessions } from "@tessera/sessions";
+ *
+ * // SESSION_FILE_PATH, SECRET_KEY and SESSION_COOKIE_NAME of the Django app.
+ * const store = new FileStore({ path: Deno.makeTempDirSync(), format: "django" });
+ * const handler = withSessions(() => new Response("ok"), {
+ *   store,
+ *   secret: ["django-insecure-example-secret-key"],
+ *   cookieName: "sessionid",
+ * });
  * ```
  */
 export class FileStore implements SessionStore {
@@ -172,6 +217,8 @@ export class FileStore implements SessionStore {
   readonly #prefixGiven: boolean;
   readonly #staleTempAfter: number;
   readonly #durable: boolean;
+  readonly #django: boolean;
+  #secrets: readonly string[] = [];
   #cookieAge = 1_209_600;
   #logger: Logger = console;
 
@@ -229,6 +276,7 @@ export class FileStore implements SessionStore {
       );
     }
     this.#durable = options.durable ?? false;
+    this.#django = isDjangoFormat(options.format, "FileStore");
     this.path = path;
     this.#prefix = options.prefix ?? "sessionid";
     this.#prefixGiven = options.prefix !== undefined;
@@ -250,10 +298,43 @@ export class FileStore implements SessionStore {
   }
 
   /**
+   * The format of the files: `"django"`, or `undefined` for Tessera's own.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { FileStore } from "@tessera/sessions";
+   *
+   * assert.equal(new FileStore({ format: "django" }).format, "django");
+   * ```
+   */
+  get format(): "django" | undefined {
+    return this.#django ? "django" : undefined;
+  }
+
+  /**
+   * True in Django's format, whose files carry Django's own signature (which
+   * Django could not read inside a second one), so that `withSessions` does
+   * not wrap the store in its signing layer; false otherwise.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { FileStore } from "@tessera/sessions";
+   *
+   * assert.equal(new FileStore().authenticatesRecords, false);
+   * ```
+   */
+  get authenticatesRecords(): boolean {
+    return this.#django;
+  }
+
+  /**
    * Takes the cookie name as the file prefix, unless a prefix was given, as
    * Django's `file_prefix = SESSION_COOKIE_NAME`.
    *
-   * @throws {TypeError} when the cookie name is empty or holds a path separator.
+   * @throws {TypeError} when the cookie name is empty or holds a path
+   * separator, or, in Django's format, when no secret was given.
    * @throws {RangeError} when the cookie name is too long for a file name.
    *
    * @example
@@ -267,6 +348,8 @@ export class FileStore implements SessionStore {
    * ```
    */
   configure(settings: StoreSettings): void {
+    if (this.#django) requireDjangoSecret(settings, "FileStore");
+    this.#secrets = settings.secrets;
     if (!this.#prefixGiven) {
       checkPrefix(settings.cookieName, "cookieName");
       this.#prefix = settings.cookieName;
@@ -308,6 +391,7 @@ export class FileStore implements SessionStore {
    */
   async load(key: string): Promise<StoredSession | null> {
     if (!isValidKey(key)) return null;
+    if (this.#django) return await this.#loadDjango(key);
     const text = await readTrusted(this.fileOf(key), this.path, await this.#user());
     if (text === "missing") return null;
     if (text === "untrusted") {
@@ -341,7 +425,11 @@ export class FileStore implements SessionStore {
     const owner = await this.#user();
     let trusted: boolean;
     try {
-      trusted = isTrusted(ownershipOf(await lstat(this.fileOf(key))), owner);
+      const stats = await lstat(this.fileOf(key));
+      const facts = ownershipOf(stats);
+      // Django creates a session's file empty first: the key is taken.
+      trusted = isTrusted(facts, owner) ||
+        (this.#django && isPlaceholder(facts, stats.size, owner));
     } catch (error) {
       if (isMissing(error)) return false;
       throw fileError("check a session file", this.path, error);
@@ -381,7 +469,10 @@ export class FileStore implements SessionStore {
    */
   async save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
     const file = this.fileOf(key);
-    const temp = await this.#writeTemp(file, record);
+    const temp = await this.#writeTemp(
+      file,
+      this.#django ? await encodeDjangoSession(record.data, this.#secrets) : record,
+    );
     let tempInPlace = false;
     try {
       if (mustCreate) {
@@ -448,7 +539,8 @@ export class FileStore implements SessionStore {
    * Deletes every expired session file and the temp files left by writes
    * that crashed (older than `staleTempAfter`, a minute by default), and
    * returns how many session files it removed. It decides from each file's
-   * modification time (its expiry) without reading it, and never removes a
+   * modification time (its expiry; in Django's format, its last save) and
+   * reads only the files that may hold a custom expiry, and never removes a
    * session saved while it runs. Takes the options of {@link sweep}.
    *
    * @returns How many session files it removed (would remove, in a dry run).
@@ -486,6 +578,12 @@ export class FileStore implements SessionStore {
    * a file without a readable expiry there either expires `cookieAge`
    * seconds after its modification time, as in Django.
    *
+   * In Django's format the modification time is the last save: a file
+   * expires `cookieAge` seconds after it unless its data holds a custom
+   * expiry. Only the files past that age are read, for the custom expiry;
+   * a younger one is kept unread (at worst until its age has passed, never
+   * removed early).
+   *
    * @throws {Error} when the directory cannot be listed.
    * @throws {TypeError} for options of the wrong type.
    * @throws {RangeError} for a `cookieAge` that is not a whole number of seconds.
@@ -510,7 +608,34 @@ export class FileStore implements SessionStore {
       staleTempAfter: this.#staleTempAfter,
       cookieAge: this.#cookieAge,
       logger: this.#logger,
+      django: this.#django,
     }, options);
+  }
+
+  // Django's file engine: the file holds session_data alone; the session
+  // expires at its custom expiry, else at the file's mtime plus cookieAge.
+  async #loadDjango(key: string): Promise<StoredSession | null> {
+    const file = this.fileOf(key);
+    const read = await readTrustedFile(file, this.path, await this.#user(), true);
+    if (read === "missing") return null;
+    if (read === "untrusted") {
+      this.#logger.warn(untrustedWarning(this.path));
+      return null;
+    }
+    const decoded = await decodeDjangoSession(read.text, {
+      secrets: this.#secrets,
+      logger: this.#logger,
+    });
+    if (decoded === null) return null;
+    const expiresAt = djangoFileExpiresAt(decoded.expiry, read.mtimeMs, this.#cookieAge);
+    if (expiresAt <= Date.now()) return null;
+    if (await this.#isLoggedOut(key)) {
+      // Django knows no tombstones: its save racing a logout here can put
+      // the file back. The logout stands, for Django too.
+      await this.#removeLoggedOut(file);
+      return null;
+    }
+    return djangoStoredSession(decoded, expiresAt);
   }
 
   #user(): Promise<number | null> {
@@ -575,7 +700,9 @@ export class FileStore implements SessionStore {
     }
   }
 
-  async #writeTemp(file: string, record: StoredSession): Promise<string> {
+  // A record in the native format; in Django's, the file's text alone, and
+  // the mtime stays the time of the write, as Django keeps it.
+  async #writeTemp(file: string, record: StoredSession | string): Promise<string> {
     const temp = this.#tempOf(file);
     let handle;
     try {
@@ -584,9 +711,12 @@ export class FileStore implements SessionStore {
       throw fileError("write a session file", this.path, error);
     }
     try {
-      await handle.writeFile(`${record.expiresAt}\n${record.data}`);
-      const seconds = record.expiresAt / 1000;
-      await handle.utimes(Date.now() / 1000, seconds);
+      if (typeof record === "string") {
+        await handle.writeFile(record);
+      } else {
+        await handle.writeFile(`${record.expiresAt}\n${record.data}`);
+        await handle.utimes(Date.now() / 1000, record.expiresAt / 1000);
+      }
       if (this.#durable) await handle.sync();
       await handle.close();
     } catch (error) {
