@@ -120,11 +120,8 @@ const ENGINES: Engine[] = [
     revocable: false,
     djangoEnforcesCustomExpiry: false,
   },
-  // TODO(#13): the file engine, once FileStore takes format: "django":
-  //   { name: "file", revocable: true, djangoEnforcesCustomExpiry: false (spec
-  //     section 4), setup: (dir) => Promise.resolve({
-  //       django: { SESSION_ENGINE: "file", SESSION_FILE_PATH: dir },
-  //       store: () => new FileStore({ path: dir, format: "django" }) }) },
+  // The file engine, whose sweeps and expiry rules differ, has its own live
+  // cross-check: tests/django_live_file_test.ts.
   {
     name: "SQLite",
     revocable: true,
