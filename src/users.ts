@@ -1,0 +1,405 @@
+/**
+ * Sessions by user: an index from a user id to that user's live sessions,
+ * for a "your devices" page, and a per-user generation number that ends
+ * every older session of a user at once ("log out everywhere").
+ *
+ * @module
+ */
+
+import { SessionExistsError, SessionInterruptedError } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import type { SessionData } from "./serializer.ts";
+import type { SessionStore, StoredSession } from "./stores/store.ts";
+
+// No browser keeps a cookie longer than 400 days (RFC 6265bis section
+// 5.6.1), so a generation bumped that long ago can no longer matter.
+const GENERATION_LIFETIME_MS = 400 * 24 * 60 * 60 * 1000;
+// A user record is rewritten by every save of that user's sessions; a
+// runaway number of them (a script logging in in a loop) must not make
+// each write bigger without bound.
+const MAX_SESSIONS_PER_USER = 200;
+
+// Called by the session only, not part of the public API.
+export const CONFIGURE: unique symbol = Symbol("configure");
+export const TRACK: unique symbol = Symbol("track");
+export const UNTRACK: unique symbol = Symbol("untrack");
+
+/** The options of {@link UserSessions}. */
+export interface UserSessionsOptions {
+  /**
+   * The engine the sessions live in: the same instance given to
+   * `withSessions` as `store`. Revoking a session deletes its record there.
+   */
+  sessions: SessionStore;
+  /**
+   * Where the index and the generation numbers live, one record per user:
+   * an engine of its own (a second SQLite table, another Redis prefix,
+   * another directory), never the session table itself. Every server
+   * process must share it for a revocation to reach them all.
+   */
+  index: SessionStore;
+  /**
+   * The session data key that holds the user id. Django's login stores it
+   * under `_auth_user_id`, so sessions shared with Django are indexed too.
+   *
+   * @default {"_auth_user_id"}
+   */
+  userKey?: string;
+  /**
+   * Session data keys copied into the index at each save, for a "your
+   * devices" page (say, a user agent the application stores at login).
+   *
+   * @default {[]}
+   */
+  metadataKeys?: readonly string[];
+}
+
+/** One live session of a user, as a "your devices" page shows it. */
+export interface UserSessionInfo {
+  /** An opaque id of the session, derived from its key but not the key. */
+  readonly id: string;
+  /** When the session was first saved for this user (ms since the epoch). */
+  readonly createdAt: number;
+  /** When it was last saved (ms since the epoch). */
+  readonly savedAt: number;
+  /** When it expires unless saved again (ms since the epoch). */
+  readonly expiresAt: number;
+  /** The values of `metadataKeys` at its last save. */
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+interface Entry {
+  k: string;
+  c: number;
+  t: number;
+  e: number;
+  m: Record<string, unknown>;
+}
+
+interface UserRecord {
+  g: number;
+  s: Record<string, Entry>;
+}
+
+/**
+ * The sessions of each user. Give it to `withSessions` as `users`: every
+ * save, `cycleKey()` and `flush()` of a session whose data holds a user id
+ * then keeps the index up to date, and every load checks the user's
+ * generation number.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { getSession, MemoryStore, UserSessions, withSessions } from "@tessera/sessions";
+ *
+ * const store = new MemoryStore();
+ * const users = new UserSessions({ sessions: store, index: new MemoryStore() });
+ * const app = withSessions(async (req) => {
+ *   const session = await getSession(req);
+ *   session.set("_auth_user_id", "42");
+ *   await session.cycleKey();
+ *   return new Response("ok");
+ * }, { store, users });
+ * await app(new Request("http://localhost/login"));
+ * const devices = await users.list("42");
+ * assert.equal(devices.length, 1);
+ * await users.logoutEverywhere("42");
+ * assert.deepEqual(await users.list("42"), []);
+ * ```
+ */
+export class UserSessions {
+  /** The session data key that holds the user id. */
+  readonly userKey: string;
+  readonly #sessions: SessionStore;
+  readonly #index: SessionStore;
+  readonly #metadataKeys: readonly string[];
+  #logger: Logger = console;
+
+  /**
+   * @param options Where the sessions and the index live.
+   * @throws {TypeError} when `index` is the session store itself.
+   */
+  constructor(options: UserSessionsOptions) {
+    const { sessions, index } = options;
+    if (typeof sessions?.delete !== "function" || typeof index?.load !== "function") {
+      throw new TypeError(
+        "Cannot create UserSessions as 'sessions' and 'index' must be session stores: current value is missing",
+      );
+    }
+    if (sessions === index) {
+      throw new TypeError(
+        "Cannot create UserSessions as 'index' must be a store of its own: current value is the session store",
+      );
+    }
+    const userKey = options.userKey ?? "_auth_user_id";
+    if (typeof userKey !== "string" || userKey === "") {
+      throw new TypeError(
+        `Cannot create UserSessions as 'userKey' must be a non-empty string: current value is ${
+          String(userKey)
+        }`,
+      );
+    }
+    this.userKey = userKey;
+    this.#sessions = sessions;
+    this.#index = index;
+    this.#metadataKeys = [...(options.metadataKeys ?? [])];
+  }
+
+  /**
+   * The live sessions of a user, most recently saved first.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MemoryStore, UserSessions } from "@tessera/sessions";
+   *
+   * const users = new UserSessions({ sessions: new MemoryStore(), index: new MemoryStore() });
+   * assert.deepEqual(await users.list("7"), []);
+   * ```
+   */
+  async list(userId: string): Promise<UserSessionInfo[]> {
+    const record = await this.#read(String(userId));
+    const now = Date.now();
+    return Object.entries(record.s)
+      .filter(([, entry]) => entry.e > now)
+      .map(([id, entry]) => ({
+        id,
+        createdAt: entry.c,
+        savedAt: entry.t,
+        expiresAt: entry.e,
+        metadata: entry.m,
+      }))
+      .sort((a, b) => b.savedAt - a.savedAt);
+  }
+
+  /**
+   * The opaque id that {@link list} gives a session, from its key; `null`
+   * for a session without a key. A page marks "this device" with it.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MemoryStore, UserSessions } from "@tessera/sessions";
+   *
+   * const users = new UserSessions({ sessions: new MemoryStore(), index: new MemoryStore() });
+   * assert.equal(await users.idOf(null), null);
+   * assert.match((await users.idOf("abcdefgh12345678"))!, /^[0-9a-f]{24}$/);
+   * ```
+   */
+  async idOf(sessionKey: string | null): Promise<string | null> {
+    return sessionKey === null ? null : await sessionId(sessionKey);
+  }
+
+  /**
+   * Ends one session of a user: its record is deleted, so its next request,
+   * on any server process sharing the store, finds no session. Returns
+   * whether the user had a session of that id.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MemoryStore, UserSessions } from "@tessera/sessions";
+   *
+   * const users = new UserSessions({ sessions: new MemoryStore(), index: new MemoryStore() });
+   * assert.equal(await users.revoke("7", "000000000000000000000000"), false);
+   * ```
+   */
+  async revoke(userId: string, id: string): Promise<boolean> {
+    let found: Entry | undefined;
+    await this.#update(String(userId), (record) => {
+      found = record.s[id];
+      delete record.s[id];
+    });
+    if (found === undefined) return false;
+    await this.#sessions.delete(found.k);
+    return true;
+  }
+
+  /**
+   * Ends every indexed session of a user but the one whose key is
+   * `currentKey` ("log out my other devices"), and returns how many ended.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MemoryStore, UserSessions } from "@tessera/sessions";
+   *
+   * const users = new UserSessions({ sessions: new MemoryStore(), index: new MemoryStore() });
+   * assert.equal(await users.revokeOthers("7", null), 0);
+   * ```
+   */
+  async revokeOthers(userId: string, currentKey: string | null): Promise<number> {
+    const keep = currentKey === null ? null : await sessionId(currentKey);
+    let ended: Entry[] = [];
+    await this.#update(String(userId), (record) => {
+      ended = [];
+      for (const [id, entry] of Object.entries(record.s)) {
+        if (id === keep) continue;
+        ended.push(entry);
+        delete record.s[id];
+      }
+    });
+    await Promise.all(ended.map((entry) => this.#sessions.delete(entry.k)));
+    return ended.length;
+  }
+
+  /**
+   * Logs a user out everywhere: bumps the user's generation number, so
+   * that every session saved before, indexed or not (a signed cookie, a
+   * session a Django app created), is refused at its next load, and
+   * deletes the indexed ones at once. Returns the new generation.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MemoryStore, UserSessions } from "@tessera/sessions";
+   *
+   * const users = new UserSessions({ sessions: new MemoryStore(), index: new MemoryStore() });
+   * assert.equal(await users.logoutEverywhere("7"), 1);
+   * assert.equal(await users.generation("7"), 1);
+   * ```
+   */
+  async logoutEverywhere(userId: string): Promise<number> {
+    let ended: Entry[] = [];
+    let generation = 0;
+    await this.#update(String(userId), (record) => {
+      ended = Object.values(record.s);
+      record.s = {};
+      generation = record.g += 1;
+    });
+    await Promise.all(ended.map((entry) => this.#sessions.delete(entry.k)));
+    return generation;
+  }
+
+  /**
+   * The user's generation number: 0 until the first
+   * {@link logoutEverywhere}. A session saved at a lower one is refused.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MemoryStore, UserSessions } from "@tessera/sessions";
+   *
+   * const users = new UserSessions({ sessions: new MemoryStore(), index: new MemoryStore() });
+   * assert.equal(await users.generation("7"), 0);
+   * ```
+   */
+  async generation(userId: string): Promise<number> {
+    return (await this.#read(String(userId))).g;
+  }
+
+  /** @ignore Called by `withSessions`. */
+  [CONFIGURE](logger: Logger): void {
+    this.#logger = logger;
+  }
+
+  /** @ignore Records a saved session of a user; never throws. */
+  async [TRACK](
+    userId: string,
+    key: string,
+    data: SessionData,
+    expiresAt: number,
+    oldKey: string | null,
+  ): Promise<void> {
+    const metadata: Record<string, unknown> = {};
+    for (const name of this.#metadataKeys) {
+      if (Object.hasOwn(data, name)) metadata[name] = data[name];
+    }
+    const now = Date.now();
+    try {
+      const id = await sessionId(key);
+      const oldId = oldKey === null || oldKey === key ? null : await sessionId(oldKey);
+      await this.#update(userId, (record) => {
+        if (oldId !== null) delete record.s[oldId];
+        const previous = record.s[id];
+        record.s[id] = { k: key, c: previous?.c ?? now, t: now, e: expiresAt, m: metadata };
+      });
+    } catch (error) {
+      // The session itself is saved and works; only the "your devices"
+      // list misses it until its next save. Log out everywhere does not
+      // depend on the index.
+      this.#logger.error("Cannot index the session under its user: the user store failed", error);
+    }
+  }
+
+  /** @ignore Forgets a deleted session; never throws. */
+  async [UNTRACK](userId: string, key: string): Promise<void> {
+    try {
+      const id = await sessionId(key);
+      await this.#update(userId, (record) => {
+        delete record.s[id];
+      });
+    } catch (error) {
+      this.#logger.error(
+        "Cannot remove the session from its user's index: the user store failed",
+        error,
+      );
+    }
+  }
+
+  async #read(userId: string): Promise<UserRecord> {
+    return parseRecord(await this.#index.load(await userRecordKey(userId)));
+  }
+
+  // Read, change and write one user's record; a write that lost a race with
+  // another process's (a create that found the key taken, an update of a
+  // record deleted meanwhile) is retried on the new state.
+  async #update(userId: string, change: (record: UserRecord) => void): Promise<void> {
+    const key = await userRecordKey(userId);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const stored = await this.#index.load(key);
+      const record = parseRecord(stored);
+      change(record);
+      const now = Date.now();
+      let expiresAt = record.g > 0 ? now + GENERATION_LIFETIME_MS : 0;
+      const live = Object.entries(record.s).filter(([, entry]) => entry.e > now)
+        .sort(([, a], [, b]) => b.t - a.t).slice(0, MAX_SESSIONS_PER_USER);
+      record.s = Object.fromEntries(live);
+      for (const [, entry] of live) expiresAt = Math.max(expiresAt, entry.e);
+      try {
+        if (expiresAt <= now) {
+          if (stored !== null) await this.#index.delete(key);
+          return;
+        }
+        const next: StoredSession = { data: JSON.stringify(record), expiresAt };
+        await this.#index.save(key, next, stored === null);
+        return;
+      } catch (error) {
+        if (!(error instanceof SessionExistsError || error instanceof SessionInterruptedError)) {
+          throw error;
+        }
+      }
+    }
+    throw new Error(`Cannot update the sessions of a user as 5 writes in a row lost a race`);
+  }
+}
+
+function parseRecord(stored: StoredSession | null): UserRecord {
+  if (stored === null) return { g: 0, s: {} };
+  try {
+    const value = JSON.parse(stored.data) as UserRecord;
+    if (Number.isSafeInteger(value.g) && typeof value.s === "object" && value.s !== null) {
+      return { g: value.g, s: value.s };
+    }
+  } catch {
+    // A damaged record: start again rather than lock the user out.
+  }
+  return { g: 0, s: {} };
+}
+
+const encoder = new TextEncoder();
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+// A valid session key (a-z0-9, 40 characters) for the index stores.
+async function userRecordKey(userId: string): Promise<string> {
+  return "u" + (await sha256Hex(`tessera user\n${userId}`)).slice(0, 39);
+}
+
+// Opaque: the page that shows it must not hand out the key itself.
+async function sessionId(key: string): Promise<string> {
+  return (await sha256Hex(`tessera session\n${key}`)).slice(0, 24);
+}
