@@ -337,10 +337,26 @@ export class Session<T extends object = SessionData> {
       return false;
     }
     const verify = config.verifySession ?? null;
-    if (verify !== null && !(await verify(data))) return false;
+    if (verify !== null) {
+      let accepted: boolean;
+      try {
+        accepted = await verify(data);
+      } catch (error) {
+        throw new SessionStoreError("Cannot load the session as verifySession failed", error);
+      }
+      if (!accepted) return false;
+    }
     const users = config.users ?? null;
     if (users !== null && Object.hasOwn(data, users.userKey)) {
-      const current = await users.generation(String(data[users.userKey]));
+      let current: number;
+      try {
+        current = await users.generation(String(data[users.userKey]));
+      } catch (error) {
+        throw new SessionStoreError(
+          "Cannot load the session as its user's generation is unreadable",
+          error,
+        );
+      }
       if ((this.#generation ?? 0) < current) return false;
       this.#generation = current;
     }
