@@ -10,7 +10,7 @@ import { SessionExistsError, SessionInterruptedError, SessionStoreError } from "
 import type { Logger } from "./logger.ts";
 import type { Serializer, SessionData } from "./serializer.ts";
 import type { SessionStore, StoredSession } from "./stores/store.ts";
-import { TRACK, UNTRACK, type UserSessions } from "./users.ts";
+import { CHECK, TRACK, UNTRACK, type UserSessions } from "./users.ts";
 
 // Django keeps a custom expiry inside the data under this name, so stored
 // sessions stay readable by Django; Tessera hides it from keys() and items().
@@ -222,6 +222,8 @@ export class Session<T extends object = SessionData> {
   #start: number | null = null;
   // The user's generation number the session was saved under.
   #generation: number | null = null;
+  // The user id #generation belongs to: another user's is read anew.
+  #generationUser: string | null = null;
   readonly #config: SessionConfig;
 
   /**
@@ -295,7 +297,7 @@ export class Session<T extends object = SessionData> {
       throw new SessionStoreError("Cannot load the session", error);
     }
     let data = record === null ? null : this.#decode(record.data);
-    if (data !== null && !(await this.#accepts(data))) data = null;
+    if (data !== null && !(await this.#accepts(data, record!.expiresAt))) data = null;
     if (data === null) {
       this.#key = null;
       this.#expiry = null;
@@ -330,7 +332,7 @@ export class Session<T extends object = SessionData> {
 
   // Whether a loaded session may be used: its absolute timeout, the
   // application's check, and its user's generation number.
-  async #accepts(data: SessionData): Promise<boolean> {
+  async #accepts(data: SessionData, expiresAt: number): Promise<boolean> {
     const config = this.#config;
     const timeout = config.absoluteTimeout ?? null;
     if (timeout !== null && this.#start !== null && Date.now() >= (this.#start + timeout) * 1000) {
@@ -348,17 +350,22 @@ export class Session<T extends object = SessionData> {
     }
     const users = config.users ?? null;
     if (users !== null && Object.hasOwn(data, users.userKey)) {
-      let current: number;
+      // When it was last saved, from its expiry: known unless the expiry is a date.
+      const savedAt = typeof this.#expiry === "string"
+        ? null
+        : expiresAt - (this.#expiry || this.#config.cookieAge) * 1000;
+      let current: number | null;
       try {
-        current = await users.generation(String(data[users.userKey]));
+        current = await users[CHECK](String(data[users.userKey]), this.#generation, savedAt);
       } catch (error) {
         throw new SessionStoreError(
           "Cannot load the session as its user's generation is unreadable",
           error,
         );
       }
-      if ((this.#generation ?? 0) < current) return false;
+      if (current === null) return false;
       this.#generation = current;
+      this.#generationUser = String(data[users.userKey]);
     }
     return true;
   }
@@ -904,7 +911,8 @@ export class Session<T extends object = SessionData> {
     const userId = this.#userId();
     if (userId === null) {
       this.#generation = null;
-    } else if (this.#generation === null) {
+    } else if (this.#generation === null || userId !== this.#generationUser) {
+      this.#generationUser = userId;
       try {
         this.#generation = await this.#config.users!.generation(userId);
       } catch (error) {

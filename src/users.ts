@@ -18,11 +18,14 @@ const GENERATION_LIFETIME_MS = 400 * 24 * 60 * 60 * 1000;
 // runaway number of them (a script logging in in a loop) must not make
 // each write bigger without bound.
 const MAX_SESSIONS_PER_USER = 200;
+const EMPTY_INDEX_LIFETIME_MS = 24 * 60 * 60 * 1000;
+const MAX_ATTEMPTS = 5;
 
 // Called by the session only, not part of the public API.
 export const CONFIGURE: unique symbol = Symbol("configure");
 export const TRACK: unique symbol = Symbol("track");
 export const UNTRACK: unique symbol = Symbol("untrack");
+export const CHECK: unique symbol = Symbol("check");
 
 /** The options of {@link UserSessions}. */
 export interface UserSessionsOptions {
@@ -77,8 +80,15 @@ interface Entry {
 }
 
 interface UserRecord {
-  g: number;
   s: Record<string, Entry>;
+}
+
+// Kept apart from the index, and only ever written by logoutEverywhere():
+// an index update racing with a bump can then never undo it.
+interface Generation {
+  g: number;
+  // When it was bumped (ms since the epoch).
+  at: number;
 }
 
 /**
@@ -114,6 +124,7 @@ export class UserSessions {
   readonly #index: SessionStore;
   readonly #metadataKeys: readonly string[];
   #logger: Logger = console;
+  readonly #queues = new Map<string, Promise<void>>();
 
   /**
    * @param options Where the sessions and the index live.
@@ -260,12 +271,12 @@ export class UserSessions {
    * ```
    */
   async logoutEverywhere(userId: string): Promise<number> {
+    const id = String(userId);
+    const generation = await this.#bump(id);
     let ended: Entry[] = [];
-    let generation = 0;
-    await this.#update(String(userId), (record) => {
+    await this.#update(id, (record) => {
       ended = Object.values(record.s);
       record.s = {};
-      generation = record.g += 1;
     });
     await Promise.all(ended.map((entry) => this.#sessions.delete(entry.k)));
     return generation;
@@ -285,7 +296,24 @@ export class UserSessions {
    * ```
    */
   async generation(userId: string): Promise<number> {
-    return (await this.#read(String(userId))).g;
+    return (await this.#generation(String(userId))).g;
+  }
+
+  /**
+   * @ignore The generation a loaded session of `userId` may go on under,
+   * or null when a bump ended it. `stamped` is the generation the session
+   * was saved under by this library; a session without one (a Django
+   * login) passes only if it was last saved after the bump.
+   */
+  async [CHECK](
+    userId: string,
+    stamped: number | null,
+    savedAt: number | null,
+  ): Promise<number | null> {
+    const { g, at } = await this.#generation(userId);
+    if (g === 0) return 0;
+    if (stamped !== null) return stamped >= g ? g : null;
+    return savedAt !== null && savedAt > at ? g : null;
   }
 
   /** @ignore Called by `withSessions`. */
@@ -338,53 +366,106 @@ export class UserSessions {
   }
 
   async #read(userId: string): Promise<UserRecord> {
-    return parseRecord(await this.#index.load(await userRecordKey(userId)));
+    return parseRecord(await this.#index.load(await recordKey("u", userId)));
+  }
+
+  async #generation(userId: string): Promise<Generation> {
+    return parseGeneration(await this.#index.load(await recordKey("g", userId)));
+  }
+
+  async #bump(userId: string): Promise<number> {
+    const key = await recordKey("g", userId);
+    let generation = 0;
+    await this.#put(key, (stored) => {
+      const now = Date.now();
+      generation = parseGeneration(stored).g + 1;
+      return {
+        data: JSON.stringify({ g: generation, at: now } satisfies Generation),
+        expiresAt: now + GENERATION_LIFETIME_MS,
+      };
+    });
+    return generation;
   }
 
   // Read, change and write one user's record; a write that lost a race with
   // another process's (a create that found the key taken, an update of a
   // record deleted meanwhile) is retried on the new state.
-  async #update(userId: string, change: (record: UserRecord) => void): Promise<void> {
-    const key = await userRecordKey(userId);
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const stored = await this.#index.load(key);
+  #update(userId: string, change: (record: UserRecord) => void): Promise<void> {
+    // Updates of one user from this process run one at a time, so that
+    // concurrent logins do not overwrite each other's entries.
+    const previous = this.#queues.get(userId) ?? Promise.resolve();
+    const next = previous.then(() => this.#write(userId, change));
+    const tail = next.catch(() => {});
+    this.#queues.set(userId, tail);
+    void tail.then(() => {
+      if (this.#queues.get(userId) === tail) this.#queues.delete(userId);
+    });
+    return next;
+  }
+
+  async #write(userId: string, change: (record: UserRecord) => void): Promise<void> {
+    await this.#put(await recordKey("u", userId), (stored) => {
       const record = parseRecord(stored);
       change(record);
       const now = Date.now();
-      let expiresAt = record.g > 0 ? now + GENERATION_LIFETIME_MS : 0;
       const live = Object.entries(record.s).filter(([, entry]) => entry.e > now)
         .sort(([, a], [, b]) => b.t - a.t).slice(0, MAX_SESSIONS_PER_USER);
       record.s = Object.fromEntries(live);
+      // An empty index is left to expire rather than deleted: an engine
+      // may refuse a key it deleted for a while (FileStore's tombstones).
+      let expiresAt = now + EMPTY_INDEX_LIFETIME_MS;
       for (const [, entry] of live) expiresAt = Math.max(expiresAt, entry.e);
+      return { data: JSON.stringify(record), expiresAt };
+    });
+  }
+
+  // Read a record, make its next version, write it; a write that lost a
+  // race (a create that found the key taken, an update that found it gone
+  // or expired) is made again on what the store holds then.
+  async #put(key: string, next: (stored: StoredSession | null) => StoredSession): Promise<void> {
+    let create: boolean | null = null;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const stored = await this.#index.load(key);
+      create ??= stored === null;
       try {
-        if (expiresAt <= now) {
-          if (stored !== null) await this.#index.delete(key);
-          return;
-        }
-        const next: StoredSession = { data: JSON.stringify(record), expiresAt };
-        await this.#index.save(key, next, stored === null);
+        await this.#index.save(key, next(stored), create);
         return;
       } catch (error) {
-        if (!(error instanceof SessionExistsError || error instanceof SessionInterruptedError)) {
-          throw error;
-        }
+        if (error instanceof SessionExistsError) create = false;
+        else if (error instanceof SessionInterruptedError) create = true;
+        else throw error;
       }
     }
-    throw new Error(`Cannot update the sessions of a user as 5 writes in a row lost a race`);
+    throw new Error(
+      `Cannot update the sessions of a user as ${MAX_ATTEMPTS} writes in a row lost a race`,
+    );
   }
 }
 
 function parseRecord(stored: StoredSession | null): UserRecord {
-  if (stored === null) return { g: 0, s: {} };
+  if (stored === null) return { s: {} };
   try {
     const value = JSON.parse(stored.data) as UserRecord;
-    if (Number.isSafeInteger(value.g) && typeof value.s === "object" && value.s !== null) {
-      return { g: value.g, s: value.s };
-    }
+    if (typeof value.s === "object" && value.s !== null) return { s: value.s };
   } catch {
-    // A damaged record: start again rather than lock the user out.
+    // A damaged index: start it again; it only serves the list.
   }
-  return { g: 0, s: {} };
+  return { s: {} };
+}
+
+function parseGeneration(stored: StoredSession | null): Generation {
+  if (stored === null) return { g: 0, at: 0 };
+  let value: Partial<Generation> | null = null;
+  try {
+    value = JSON.parse(stored.data);
+  } catch {
+    // Handled below.
+  }
+  if (!Number.isSafeInteger(value?.g) || !Number.isFinite(value?.at)) {
+    // Reading it as 0 would bring back every session it ended.
+    throw new Error("Cannot read a user's generation as its record is damaged");
+  }
+  return { g: value!.g!, at: value!.at! };
 }
 
 const encoder = new TextEncoder();
@@ -394,9 +475,10 @@ async function sha256Hex(text: string): Promise<string> {
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-// A valid session key (a-z0-9, 40 characters) for the index stores.
-async function userRecordKey(userId: string): Promise<string> {
-  return "u" + (await sha256Hex(`tessera user\n${userId}`)).slice(0, 39);
+// A valid session key (a-z0-9, 40 characters) for the index store: "u"
+// for a user's index, "g" for a user's generation.
+async function recordKey(kind: "u" | "g", userId: string): Promise<string> {
+  return kind + (await sha256Hex(`tessera user\n${userId}`)).slice(0, 39);
 }
 
 // Opaque: the page that shows it must not hand out the key itself.
