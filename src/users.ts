@@ -127,8 +127,16 @@ export class UserSessions {
   readonly #queues = new Map<string, Promise<void>>();
 
   /**
+   * The sessions of each user, indexed in `options.index`.
+   *
    * @param options Where the sessions and the index live.
    * @throws {TypeError} when `index` is the session store itself.
+   * @example
+   * ```ts
+   * import { MemoryStore, UserSessions } from "@tessera/sessions";
+   *
+   * const users = new UserSessions({ sessions: new MemoryStore(), index: new MemoryStore() });
+   * ```
    */
   constructor(options: UserSessionsOptions) {
     const { sessions, index } = options;
