@@ -71,7 +71,8 @@ export interface UserSessionInfo {
   readonly metadata: Readonly<Record<string, unknown>>;
 }
 
-interface Entry {
+/** @ignore One session in a user's index. */
+export interface Entry {
   k: string;
   c: number;
   t: number;
@@ -85,7 +86,7 @@ interface UserRecord {
 
 // Kept apart from the index, and only ever written by logoutEverywhere():
 // an index update racing with a bump can then never undo it.
-interface Generation {
+export interface Generation {
   g: number;
   // When it was bumped (ms since the epoch).
   at: number;
@@ -121,10 +122,9 @@ export class UserSessions {
   /** The session data key that holds the user id. */
   readonly userKey: string;
   readonly #sessions: SessionStore;
-  readonly #index: SessionStore;
+  readonly #backend: UserBackend;
   readonly #metadataKeys: readonly string[];
   #logger: Logger = console;
-  readonly #queues = new Map<string, Promise<void>>();
 
   /**
    * The sessions of each user, indexed in `options.index`.
@@ -160,7 +160,7 @@ export class UserSessions {
     }
     this.userKey = userKey;
     this.#sessions = sessions;
-    this.#index = index;
+    this.#backend = new StoreBackend(index);
     this.#metadataKeys = [...(options.metadataKeys ?? [])];
   }
 
@@ -177,9 +177,9 @@ export class UserSessions {
    * ```
    */
   async list(userId: string): Promise<UserSessionInfo[]> {
-    const record = await this.#read(String(userId));
+    const entries = await this.#backend.entries(String(userId));
     const now = Date.now();
-    return Object.entries(record.s)
+    return Object.entries(entries)
       .filter(([, entry]) => entry.e > now)
       .map(([id, entry]) => ({
         id,
@@ -224,14 +224,9 @@ export class UserSessions {
    * ```
    */
   async revoke(userId: string, id: string): Promise<boolean> {
-    let found: Entry | undefined;
-    await this.#update(String(userId), (record) => {
-      found = record.s[id];
-      delete record.s[id];
-    });
-    if (found === undefined) return false;
-    await this.#sessions.delete(found.k);
-    return true;
+    const ended = await this.#backend.remove(String(userId), (each) => each === id);
+    await Promise.all(ended.map((entry) => this.#sessions.delete(entry.k)));
+    return ended.length > 0;
   }
 
   /**
@@ -249,15 +244,7 @@ export class UserSessions {
    */
   async revokeOthers(userId: string, currentKey: string | null): Promise<number> {
     const keep = currentKey === null ? null : await sessionId(currentKey);
-    let ended: Entry[] = [];
-    await this.#update(String(userId), (record) => {
-      ended = [];
-      for (const [id, entry] of Object.entries(record.s)) {
-        if (id === keep) continue;
-        ended.push(entry);
-        delete record.s[id];
-      }
-    });
+    const ended = await this.#backend.remove(String(userId), (id) => id !== keep);
     await Promise.all(ended.map((entry) => this.#sessions.delete(entry.k)));
     return ended.length;
   }
@@ -280,12 +267,8 @@ export class UserSessions {
    */
   async logoutEverywhere(userId: string): Promise<number> {
     const id = String(userId);
-    const generation = await this.#bump(id);
-    let ended: Entry[] = [];
-    await this.#update(id, (record) => {
-      ended = Object.values(record.s);
-      record.s = {};
-    });
+    const generation = await this.#backend.bump(id);
+    const ended = await this.#backend.remove(id, () => true);
     await Promise.all(ended.map((entry) => this.#sessions.delete(entry.k)));
     return generation;
   }
@@ -304,7 +287,7 @@ export class UserSessions {
    * ```
    */
   async generation(userId: string): Promise<number> {
-    return (await this.#generation(String(userId))).g;
+    return (await this.#backend.generation(String(userId))).g;
   }
 
   /**
@@ -318,7 +301,7 @@ export class UserSessions {
     stamped: number | null,
     savedAt: number | null,
   ): Promise<number | null> {
-    const { g, at } = await this.#generation(userId);
+    const { g, at } = await this.#backend.generation(userId);
     if (g === 0) return 0;
     if (stamped !== null) return stamped >= g ? g : null;
     return savedAt !== null && savedAt > at ? g : null;
@@ -345,11 +328,13 @@ export class UserSessions {
     try {
       const id = await sessionId(key);
       const oldId = oldKey === null || oldKey === key ? null : await sessionId(oldKey);
-      await this.#update(userId, (record) => {
-        if (oldId !== null) delete record.s[oldId];
-        const previous = record.s[id];
-        record.s[id] = { k: key, c: previous?.c ?? now, t: now, e: expiresAt, m: metadata };
-      });
+      await this.#backend.put(userId, id, oldId, (previous) => ({
+        k: key,
+        c: previous?.c ?? now,
+        t: now,
+        e: expiresAt,
+        m: metadata,
+      }));
     } catch (error) {
       // The session itself is saved and works; only the "your devices"
       // list misses it until its next save. Log out everywhere does not
@@ -362,15 +347,75 @@ export class UserSessions {
   async [UNTRACK](userId: string, key: string): Promise<void> {
     try {
       const id = await sessionId(key);
-      await this.#update(userId, (record) => {
-        delete record.s[id];
-      });
+      await this.#backend.remove(userId, (each) => each === id);
     } catch (error) {
       this.#logger.error(
         "Cannot remove the session from its user's index: the user store failed",
         error,
       );
     }
+  }
+}
+
+/** @ignore Where the index and the generations of users live. */
+export interface UserBackend {
+  entries(userId: string): Promise<Record<string, Entry>>;
+  generation(userId: string): Promise<Generation>;
+  bump(userId: string): Promise<number>;
+  put(
+    userId: string,
+    id: string,
+    oldId: string | null,
+    make: (previous: Entry | undefined) => Entry,
+  ): Promise<void>;
+  remove(userId: string, select: (id: string) => boolean): Promise<Entry[]>;
+}
+
+// The index in any session store: one record per user for the list, one
+// for the generation.
+class StoreBackend implements UserBackend {
+  readonly #index: SessionStore;
+  readonly #queues = new Map<string, Promise<void>>();
+
+  constructor(index: SessionStore) {
+    this.#index = index;
+  }
+
+  async entries(userId: string): Promise<Record<string, Entry>> {
+    return (await this.#read(userId)).s;
+  }
+
+  generation(userId: string): Promise<Generation> {
+    return this.#generation(userId);
+  }
+
+  bump(userId: string): Promise<number> {
+    return this.#bump(userId);
+  }
+
+  put(
+    userId: string,
+    id: string,
+    oldId: string | null,
+    make: (previous: Entry | undefined) => Entry,
+  ): Promise<void> {
+    return this.#update(userId, (record) => {
+      if (oldId !== null) delete record.s[oldId];
+      record.s[id] = make(record.s[id]);
+    });
+  }
+
+  async remove(userId: string, select: (id: string) => boolean): Promise<Entry[]> {
+    let ended: Entry[] = [];
+    await this.#update(userId, (record) => {
+      ended = [];
+      for (const [id, entry] of Object.entries(record.s)) {
+        if (!select(id)) continue;
+        ended.push(entry);
+        delete record.s[id];
+      }
+    });
+    return ended;
   }
 
   async #read(userId: string): Promise<UserRecord> {
