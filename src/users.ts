@@ -10,6 +10,9 @@ import { SessionExistsError, SessionInterruptedError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { SessionData } from "./serializer.ts";
 import type { SessionStore, StoredSession } from "./stores/store.ts";
+import { RedisBackend, type RedisUserIndexOptions } from "./_users_redis.ts";
+
+export type { RedisUserIndexOptions };
 
 // No browser keeps a cookie longer than 400 days (RFC 6265bis section
 // 5.6.1), so a generation bumped that long ago can no longer matter.
@@ -36,11 +39,13 @@ export interface UserSessionsOptions {
   sessions: SessionStore;
   /**
    * Where the index and the generation numbers live, one record per user:
-   * an engine of its own (a second SQLite table, another Redis prefix,
-   * another directory), never the session table itself. Every server
-   * process must share it for a revocation to reach them all.
+   * a store of its own (a side table of the same SQLite or PostgreSQL
+   * database, another directory, another KV prefix), never the session
+   * table itself; or, for Redis, `{ redis: client, prefix }`, a hash per
+   * user updated atomically. Every server process must share it for a
+   * revocation to reach them all.
    */
-  index: SessionStore;
+  index: SessionStore | RedisUserIndexOptions;
   /**
    * The session data key that holds the user id. Django's login stores it
    * under `_auth_user_id`, so sessions shared with Django are indexed too.
@@ -140,7 +145,11 @@ export class UserSessions {
    */
   constructor(options: UserSessionsOptions) {
     const { sessions, index } = options;
-    if (typeof sessions?.delete !== "function" || typeof index?.load !== "function") {
+    const redis = typeof index === "object" && index !== null && "redis" in index;
+    if (
+      typeof sessions?.delete !== "function" ||
+      !(redis || typeof (index as SessionStore)?.load === "function")
+    ) {
       throw new TypeError(
         "Cannot create UserSessions as 'sessions' and 'index' must be session stores: current value is missing",
       );
@@ -160,7 +169,12 @@ export class UserSessions {
     }
     this.userKey = userKey;
     this.#sessions = sessions;
-    this.#backend = new StoreBackend(index);
+    if (redis) {
+      const { redis: client, prefix = "tessera:users:" } = index as RedisUserIndexOptions;
+      this.#backend = new RedisBackend(client, prefix, recordKey, GENERATION_LIFETIME_MS);
+    } else {
+      this.#backend = new StoreBackend(index as SessionStore);
+    }
     this.#metadataKeys = [...(options.metadataKeys ?? [])];
   }
 
