@@ -27,13 +27,7 @@ import {
 } from "../mod.ts";
 import { RUNTIME, serve } from "./_server.ts";
 import { REDIS_CLIENTS, type RedisServer, startRedis } from "./_redis.ts";
-import {
-  COOKIE_SECRET,
-  ENGINES,
-  type OpenStore,
-  releaseEngines,
-  SCRATCH,
-} from "./reliability/_engines.ts";
+import { COOKIE_SECRET, ENGINES, releaseEngines, SCRATCH } from "./reliability/_engines.ts";
 
 const root = mkdtempSync(join(SCRATCH, "tessera-users-"));
 let redis: Promise<RedisServer> | undefined;
