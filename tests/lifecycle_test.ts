@@ -178,6 +178,43 @@ describe("absoluteTimeout", () => {
     assert.equal(stored._session_start, start.getTime() / 1000);
   });
 
+  it("restarts the start at cycleKey() and flush(), and never at save(), clear() or setExpiry()", async () => {
+    const real = Date.now;
+    let now = real();
+    Date.now = () => now;
+    try {
+      const session = new Session(null, {
+        store: new MemoryStore(),
+        cookieAge: 60,
+        expireAtBrowserClose: false,
+        serializer: JSON_SERIALIZER,
+        logger: console,
+        absoluteTimeout: 3600,
+      });
+      session.set("a", 1);
+      await session.save();
+      const first = session.getStartDate()!.getTime();
+      now += 10_000;
+      session.clear();
+      session.setExpiry(30);
+      session.set("b", 2);
+      await session.save();
+      assert.equal(session.getStartDate()!.getTime(), first, "save, clear and setExpiry keep it");
+      now += 10_000;
+      await session.cycleKey();
+      const second = session.getStartDate()!.getTime();
+      assert.equal(second, first + 20_000, "cycleKey restarts it");
+      now += 10_000;
+      await session.flush();
+      assert.equal(session.getStartDate(), null);
+      session.set("c", 3);
+      await session.save();
+      assert.equal(session.getStartDate()!.getTime(), second + 10_000, "flush restarts it");
+    } finally {
+      Date.now = real;
+    }
+  });
+
   it("is not kept without the option: the data stays what Django writes", async () => {
     const store = new MemoryStore();
     const session = new Session(null, {
