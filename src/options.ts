@@ -416,6 +416,18 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
       typeof renewAfter === "number" ? RangeError : TypeError,
     );
   }
+  // A cache that caps the expiry of its copies (CachedStore's cacheTtl)
+  // makes every cached session look near its end: renewAfter would save it
+  // on every request, as saveEveryRequest does.
+  const cacheTtl = (store as { cacheTtl?: unknown }).cacheTtl;
+  if (renewAfter !== null && typeof cacheTtl === "number") {
+    const needed = Math.ceil((1 - renewAfter) * cookieAge);
+    if (cacheTtl < needed) {
+      logger.warn(
+        `Cannot renew sessions without a write per request as the store's cacheTtl is shorter than the part of cookieAge that renewAfter leaves (${needed} seconds): current value is ${cacheTtl}`,
+      );
+    }
+  }
   const users = options.users ?? null;
   if (users !== null && !(users instanceof UserSessions)) {
     invalid("users", "a UserSessions or null", users);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import {
+  CachedStore,
   getSession,
   JSON_SERIALIZER,
   MemoryStore,
@@ -290,6 +291,32 @@ describe("renewAfter", () => {
     // The stale cookie is deleted, as Django does; nothing is written.
     assert.match(response.headers.get("set-cookie")!, /^sessionid=; .*Max-Age=0/);
     assert.equal(store.writes, 0);
+  });
+
+  it("warns at withSessions when a cache's cacheTtl would make it save on every request", () => {
+    const warnings: string[] = [];
+    const logger = { warn: (message: string) => warnings.push(message), error: () => {} };
+    const cached = (cacheTtl: number) =>
+      new CachedStore(new MemoryStore(), new MemoryStore(), { cacheTtl });
+    withSessions(() => new Response(), {
+      store: cached(60),
+      cookieAge: 3600,
+      renewAfter: 0.5,
+      logger,
+    });
+    assert.equal(warnings.length, 1);
+    assert.match(
+      warnings[0]!,
+      /^Cannot renew sessions without a write per request as the store's cacheTtl is shorter .* \(1800 seconds\): current value is 60$/,
+    );
+    withSessions(() => new Response(), {
+      store: cached(1800),
+      cookieAge: 3600,
+      renewAfter: 0.5,
+      logger,
+    });
+    withSessions(() => new Response(), { store: cached(60), cookieAge: 3600, logger });
+    assert.equal(warnings.length, 1);
   });
 
   it("rejects a fraction outside 0 to 1", () => {
