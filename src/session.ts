@@ -375,6 +375,12 @@ export class Session<T extends object = SessionData> {
   #renewalDue(expiresAt: number): boolean {
     const fraction = this.#config.renewAfter ?? null;
     if (fraction === null || !Number.isFinite(expiresAt)) return false;
+    const timeout = this.#config.absoluteTimeout ?? null;
+    // Past the point where the absolute timeout, not the idle one, sets the
+    // expiry, a save cannot extend the session: it would only write.
+    if (timeout !== null && this.#start !== null && (this.#start + timeout) * 1000 <= expiresAt) {
+      return false;
+    }
     const lifetime = this.getExpiryAge() * 1000;
     return lifetime - (expiresAt - Date.now()) >= fraction * lifetime;
   }

@@ -274,6 +274,30 @@ describe("renewAfter", () => {
     });
   });
 
+  it("stops renewing once the absolute timeout sets the expiry", async () => {
+    await withClock(async (advance) => {
+      const store = new Counting(new MemoryStore());
+      const handler = app({ store, cookieAge: 100, renewAfter: 0.5, absoluteTimeout: 300 });
+      const request = (cookie: string | null, path = "/me") =>
+        handler(new Request(`http://localhost${path}`, { headers: cookie ? { cookie } : {} }));
+      const login = await request(null, "/login");
+      const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+      const afterLogin = store.writes;
+      let alive = 0;
+      for (let i = 0; i < 200; i++) {
+        advance(2);
+        if (await (await request(cookie)).text() === "ada") alive++;
+      }
+      const writes = store.writes - afterLogin;
+      console.log(
+        `renewAfter 0.5 with absoluteTimeout 300 s: ${writes} writes, ${alive} of 200 requests served`,
+      );
+      // Alive for its 300 s (about 150 requests), renewed about every 50 s.
+      assert.ok(alive >= 148 && alive <= 150, `${alive} alive`);
+      assert.ok(writes <= 6, `${writes} writes`);
+    });
+  });
+
   it("does not load a session for a request without a cookie, nor create one", async () => {
     const store = new Counting(new MemoryStore());
     const handler = withSessions(() => new Response("ok"), { store, renewAfter: 0.5 });
