@@ -80,4 +80,10 @@ export {
   type KvStoreOptions,
 } from "./src/stores/kv.ts";
 export type { SweepOptions, SweepReport } from "./src/stores/store.ts";
+export {
+  type RedisUserIndexOptions,
+  type UserSessionInfo,
+  UserSessions,
+  type UserSessionsOptions,
+} from "./src/users.ts";
 export { startSweeper, type Sweeper, type SweeperOptions } from "./src/sweeper.ts";

@@ -87,7 +87,12 @@ export class SessionExchange {
   finish(status: number, vary: string | null): SessionOutcome | Promise<SessionOutcome> {
     // The common case, a request that never touched its session, stays
     // synchronous: it costs neither store I/O nor a promise.
-    if (this.#session === undefined && !this.options.saveEveryRequest) return NOTHING;
+    if (
+      this.#session === undefined && !this.options.saveEveryRequest &&
+      this.options.renewAfter === null
+    ) {
+      return NOTHING;
+    }
     if (status === SWITCHING_PROTOCOLS) return this.finishUpgrade().then(() => NOTHING);
     if (status === 0) return NOTHING;
     return this.#finish(status, vary).catch((error) => ({
@@ -164,9 +169,11 @@ export class SessionExchange {
   // is none to deal with.
   async #sessionToFinish(): Promise<Session | null> {
     if (this.#session !== undefined) return await this.#session;
-    if (this.options.saveEveryRequest && this.#key() !== null) {
+    const options = this.options;
+    if ((options.saveEveryRequest || options.renewAfter !== null) && this.#key() !== null) {
       // Sliding expiry for a session the handler never touched: load it, so
-      // that an unknown key is dropped instead of saved (CVE-2015-5143).
+      // that an unknown key is dropped instead of saved (CVE-2015-5143);
+      // with renewAfter, the load marks it modified when a renewal is due.
       return await (this.#session = this.#open(this.#cookie!));
     }
     return null;
@@ -180,8 +187,16 @@ export class SessionExchange {
     if (!session.modified && !(options.saveEveryRequest && this.#committed === null)) {
       return this.#committed;
     }
-    const maxAge = session.getExpireAtBrowserClose() ? null : session.getExpiryAge();
     await session.save();
+    let maxAge = session.getExpireAtBrowserClose() ? null : session.getExpiryAge();
+    const start = session.getStartDate();
+    if (maxAge !== null && start !== null && options.absoluteTimeout !== null) {
+      // The cookie ends with the session's whole life, not after it.
+      const left = Math.floor(
+        (start.getTime() + options.absoluteTimeout * 1000 - Date.now()) / 1000,
+      );
+      maxAge = Math.max(0, Math.min(maxAge, left));
+    }
     // What is saved is no longer a change: a later save, after the response,
     // is for what changes from now on.
     session.modified = false;

@@ -7,11 +7,12 @@
 
 import { formatAttributes } from "./cookie.ts";
 import type { Logger } from "./logger.ts";
-import { JSON_SERIALIZER, type Serializer } from "./serializer.ts";
+import { JSON_SERIALIZER, type Serializer, type SessionData } from "./serializer.ts";
 import type { SessionConfig } from "./session.ts";
 import { FileStore } from "./stores/file.ts";
 import { sealStore } from "./stores/_sealed.ts";
 import type { SessionStore } from "./stores/store.ts";
+import { CONFIGURE, UserSessions } from "./users.ts";
 
 /** The `SameSite` values a session cookie can have; `false` omits it. */
 export type SameSite = "Lax" | "Strict" | "None" | false;
@@ -200,6 +201,43 @@ export interface SessionOptions {
    * ```
    */
   logger?: Logger;
+  /**
+   * Seconds a session may live in all, from its start (its first save, or
+   * its last `cycleKey()` or `flush()`), whatever renewals or
+   * `saveEveryRequest` do: OWASP's absolute timeout. The start is kept in
+   * the session data as `_session_start` (hidden from `keys()`); a session
+   * past it is refused on load, on every engine.
+   *
+   * @default {null} no cap
+   */
+  absoluteTimeout?: number | null;
+  /**
+   * Sliding expiry without a write per request: an unchanged session is
+   * saved again (and its cookie re-sent) once this fraction of its lifetime
+   * has passed, so a session in use never expires while most requests
+   * write nothing. Between 0 and 1; 0 saves on every request, as
+   * `saveEveryRequest` does.
+   *
+   * @default {null} off: a session is saved only when it changes
+   */
+  renewAfter?: number | null;
+  /**
+   * The index of sessions by user and the per-user generation number
+   * ("log out everywhere"): see {@link UserSessions}. Off costs nothing:
+   * no store call is added to any request.
+   *
+   * @default {null} off
+   */
+  users?: UserSessions | null;
+  /**
+   * A check of each loaded session's data: returning `false` makes the
+   * session absent, as if it had expired (for example, Django's
+   * `_auth_user_hash` compared with the user's current password hash).
+   * An error it throws fails the request as a store failure would.
+   *
+   * @default {null} none
+   */
+  verifySession?: ((data: Readonly<SessionData>) => boolean | Promise<boolean>) | null;
 }
 
 /** The options after validation, with defaults filled in and attributes preformatted. */
@@ -208,6 +246,10 @@ export interface ResolvedOptions extends SessionConfig {
   engine: SessionStore;
   cookieName: string;
   saveEveryRequest: boolean;
+  absoluteTimeout: number | null;
+  renewAfter: number | null;
+  users: UserSessions | null;
+  verifySession: ((data: Readonly<SessionData>) => boolean | Promise<boolean>) | null;
   secrets: readonly string[];
   /** `; Domain=…; Path=…; Secure; HttpOnly; SameSite=…`, built once. */
   cookieAttributes: string;
@@ -229,6 +271,10 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   "secret",
   "acceptUnsignedRecords",
   "logger",
+  "absoluteTimeout",
+  "renewAfter",
+  "users",
+  "verifySession",
 ]);
 
 // RFC 6265 section 4.1.1: a cookie name is an RFC 7230 token.
@@ -347,6 +393,51 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
   }
   store.configure?.({ cookieName, cookieAge, secrets, logger });
 
+  const absoluteTimeout = options.absoluteTimeout ?? null;
+  if (
+    absoluteTimeout !== null && (!Number.isSafeInteger(absoluteTimeout) || absoluteTimeout <= 0)
+  ) {
+    invalid(
+      "absoluteTimeout",
+      "a positive whole number of seconds or null",
+      absoluteTimeout,
+      typeof absoluteTimeout === "number" ? RangeError : TypeError,
+    );
+  }
+  const renewAfter = options.renewAfter ?? null;
+  if (
+    renewAfter !== null &&
+    (typeof renewAfter !== "number" || !(renewAfter >= 0 && renewAfter <= 1))
+  ) {
+    invalid(
+      "renewAfter",
+      "a fraction between 0 and 1 or null",
+      renewAfter,
+      typeof renewAfter === "number" ? RangeError : TypeError,
+    );
+  }
+  // A cache that caps the expiry of its copies (CachedStore's cacheTtl)
+  // makes every cached session look near its end: renewAfter would save it
+  // on every request, as saveEveryRequest does.
+  const cacheTtl = (store as { cacheTtl?: unknown }).cacheTtl;
+  if (renewAfter !== null && typeof cacheTtl === "number") {
+    const needed = Math.ceil((1 - renewAfter) * cookieAge);
+    if (cacheTtl < needed) {
+      logger.warn(
+        `Cannot renew sessions without a write per request as the store's cacheTtl is shorter than the part of cookieAge that renewAfter leaves (${needed} seconds): current value is ${cacheTtl}`,
+      );
+    }
+  }
+  const users = options.users ?? null;
+  if (users !== null && !(users instanceof UserSessions)) {
+    invalid("users", "a UserSessions or null", users);
+  }
+  users?.[CONFIGURE](logger);
+  const verifySession = options.verifySession ?? null;
+  if (verifySession !== null && typeof verifySession !== "function") {
+    invalid("verifySession", "a function or null", verifySession);
+  }
+
   return {
     engine: store,
     store: secrets.length === 0 || store.authenticatesRecords === true
@@ -356,6 +447,10 @@ export function resolveOptions(options: SessionOptions): ResolvedOptions {
     cookieAge,
     expireAtBrowserClose,
     saveEveryRequest,
+    absoluteTimeout,
+    renewAfter,
+    users,
+    verifySession,
     serializer,
     logger,
     secrets,

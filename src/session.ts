@@ -10,10 +10,17 @@ import { SessionExistsError, SessionInterruptedError, SessionStoreError } from "
 import type { Logger } from "./logger.ts";
 import type { Serializer, SessionData } from "./serializer.ts";
 import type { SessionStore, StoredSession } from "./stores/store.ts";
+import { CHECK, TRACK, UNTRACK, type UserSessions } from "./users.ts";
 
 // Django keeps a custom expiry inside the data under this name, so stored
 // sessions stay readable by Django; Tessera hides it from keys() and items().
 const EXPIRY_KEY = "_session_expiry";
+// When the session started (whole seconds since the epoch), for the absolute
+// timeout: kept in the data, so that it travels with signed cookies too.
+const START_KEY = "_session_start";
+// The user's generation number when the session was saved (UserSessions).
+const GENERATION_KEY = "_session_generation";
+const HIDDEN_KEYS: ReadonlySet<string> = new Set([EXPIRY_KEY, START_KEY, GENERATION_KEY]);
 const TEST_COOKIE_NAME = "testcookie";
 const TEST_COOKIE_VALUE = "worked";
 
@@ -85,6 +92,33 @@ export interface SessionConfig {
    * ```
    */
   logger: Logger;
+  /**
+   * Seconds a session may live from its start (its first save, its last
+   * `cycleKey()` or `flush()`), whatever renewals do; `null` for no cap.
+   *
+   * @default {null}
+   */
+  absoluteTimeout?: number | null;
+  /**
+   * The fraction of its lifetime after which a load marks an unchanged
+   * session modified, so that it is saved again; `null` never does.
+   *
+   * @default {null}
+   */
+  renewAfter?: number | null;
+  /**
+   * The index of sessions by user, and the generation check on load.
+   *
+   * @default {null}
+   */
+  users?: UserSessions | null;
+  /**
+   * A check of the loaded data: a session it returns `false` for is
+   * treated as absent.
+   *
+   * @default {null}
+   */
+  verifySession?: ((data: Readonly<SessionData>) => boolean | Promise<boolean>) | null;
 }
 
 /**
@@ -184,6 +218,12 @@ export class Session<T extends object = SessionData> {
   #data: SessionData | null = null;
   // Django's representation: whole seconds, or an ISO date string; null = unset.
   #expiry: number | string | null = null;
+  // Whole seconds since the epoch; null = not started (or not tracked).
+  #start: number | null = null;
+  // The user's generation number the session was saved under.
+  #generation: number | null = null;
+  // The user id #generation belongs to: another user's is read anew.
+  #generationUser: string | null = null;
   readonly #config: SessionConfig;
 
   /**
@@ -256,10 +296,93 @@ export class Session<T extends object = SessionData> {
     } catch (error) {
       throw new SessionStoreError("Cannot load the session", error);
     }
-    const data = record === null ? null : this.#decode(record.data);
-    if (data === null) this.#key = null;
-    else if (record?.refresh === true) this.modified = true;
+    let data = record === null ? null : this.#decode(record.data);
+    if (data !== null && !(await this.#accepts(data, record!.expiresAt))) data = null;
+    if (data === null) {
+      this.#key = null;
+      this.#expiry = null;
+      this.#start = null;
+      this.#generation = null;
+    } else if (record!.refresh === true || this.#renewalDue(record!.expiresAt)) {
+      this.modified = true;
+    }
     this.#data = data ?? {};
+  }
+
+  /**
+   * When the session started: its first save, or its last `cycleKey()` or
+   * `flush()`; `null` before that, or without `absoluteTimeout` (the start
+   * is only kept for it).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { JSON_SERIALIZER, MemoryStore, Session } from "@tessera/sessions";
+   *
+   * const config = { store: new MemoryStore(), cookieAge: 60, expireAtBrowserClose: false, serializer: JSON_SERIALIZER, logger: console, absoluteTimeout: 3600 };
+   * const session = new Session(null, config);
+   * session.set("x", 1);
+   * await session.save();
+   * assert.ok(session.getStartDate() instanceof Date);
+   * ```
+   */
+  getStartDate(): Date | null {
+    return this.#start === null ? null : new Date(this.#start * 1000);
+  }
+
+  // Whether a loaded session may be used: its absolute timeout, the
+  // application's check, and its user's generation number.
+  async #accepts(data: SessionData, expiresAt: number): Promise<boolean> {
+    const config = this.#config;
+    const timeout = config.absoluteTimeout ?? null;
+    if (timeout !== null && this.#start !== null && Date.now() >= (this.#start + timeout) * 1000) {
+      return false;
+    }
+    const verify = config.verifySession ?? null;
+    if (verify !== null) {
+      let accepted: boolean;
+      try {
+        accepted = await verify(data);
+      } catch (error) {
+        throw new SessionStoreError("Cannot load the session as verifySession failed", error);
+      }
+      if (!accepted) return false;
+    }
+    const users = config.users ?? null;
+    if (users !== null && Object.hasOwn(data, users.userKey)) {
+      // When it was last saved, from its expiry: known unless the expiry is a date.
+      const savedAt = typeof this.#expiry === "string"
+        ? null
+        : expiresAt - (this.#expiry || this.#config.cookieAge) * 1000;
+      let current: number | null;
+      try {
+        current = await users[CHECK](String(data[users.userKey]), this.#generation, savedAt);
+      } catch (error) {
+        throw new SessionStoreError(
+          "Cannot load the session as its user's generation is unreadable",
+          error,
+        );
+      }
+      if (current === null) return false;
+      this.#generation = current;
+      this.#generationUser = String(data[users.userKey]);
+    }
+    return true;
+  }
+
+  // Renewal without a write per request: an unchanged session is saved
+  // again once `renewAfter` of its lifetime has passed.
+  #renewalDue(expiresAt: number): boolean {
+    const fraction = this.#config.renewAfter ?? null;
+    if (fraction === null || !Number.isFinite(expiresAt)) return false;
+    const timeout = this.#config.absoluteTimeout ?? null;
+    // Past the point where the absolute timeout, not the idle one, sets the
+    // expiry, a save cannot extend the session: it would only write.
+    if (timeout !== null && this.#start !== null && (this.#start + timeout) * 1000 <= expiresAt) {
+      return false;
+    }
+    const lifetime = this.getExpiryAge() * 1000;
+    return lifetime - (expiresAt - Date.now()) >= fraction * lifetime;
   }
 
   /**
@@ -684,7 +807,10 @@ export class Session<T extends object = SessionData> {
    * ```
    */
   async flush(): Promise<void> {
+    const userId = this.#userId();
     this.clear();
+    this.#start = null;
+    this.#generation = null;
     const key = this.#key;
     if (key !== null) {
       try {
@@ -692,6 +818,7 @@ export class Session<T extends object = SessionData> {
       } catch (error) {
         throw new SessionStoreError("Cannot delete the session", error);
       }
+      if (userId !== null) await this.#config.users![UNTRACK](userId, key);
     }
     this.#key = null;
   }
@@ -721,13 +848,19 @@ export class Session<T extends object = SessionData> {
     this.#readable();
     const oldKey = this.#key;
     const store = this.#config.store;
+    // A new key is a new session (a login): its absolute timeout restarts.
+    this.#start = null;
+    this.#generation = null;
+    await this.#prepareUser();
+    const record = this.#record();
     try {
-      this.#key = await store.create(this.#record());
+      this.#key = await store.create(record);
       this.modified = true;
       if (oldKey !== null) await store.delete(oldKey);
     } catch (error) {
       throw new SessionStoreError("Cannot move the session to a new key", error);
     }
+    await this.#track(record.expiresAt, oldKey);
   }
 
   /**
@@ -752,6 +885,7 @@ export class Session<T extends object = SessionData> {
    */
   async save(mustCreate = false): Promise<void> {
     await this.load();
+    await this.#prepareUser();
     const record = this.#record();
     const store = this.#config.store;
     try {
@@ -767,6 +901,37 @@ export class Session<T extends object = SessionData> {
       }
       throw new SessionStoreError("Cannot save the session", error);
     }
+    await this.#track(record.expiresAt, null);
+  }
+
+  #userId(): string | null {
+    const users = this.#config.users ?? null;
+    const data = this.#data;
+    if (users === null || data === null || !Object.hasOwn(data, users.userKey)) return null;
+    return String(data[users.userKey]);
+  }
+
+  // A session that gets a user is saved under the user's current
+  // generation; one read of the user store, at login only.
+  async #prepareUser(): Promise<void> {
+    const userId = this.#userId();
+    if (userId === null) {
+      this.#generation = null;
+    } else if (this.#generation === null || userId !== this.#generationUser) {
+      this.#generationUser = userId;
+      try {
+        this.#generation = await this.#config.users!.generation(userId);
+      } catch (error) {
+        throw new SessionStoreError("Cannot read the generation of the session's user", error);
+      }
+    }
+  }
+
+  async #track(expiresAt: number, oldKey: string | null): Promise<void> {
+    const userId = this.#userId();
+    // A signed-cookie session has no server-side record to index or revoke.
+    if (userId === null || !isValidKey(this.#key)) return;
+    await this.#config.users![TRACK](userId, this.#key!, this.#data!, expiresAt, oldKey);
   }
 
   /**
@@ -841,6 +1006,9 @@ export class Session<T extends object = SessionData> {
     if (key === EXPIRY_KEY) {
       throw new TypeError(`Cannot set '${EXPIRY_KEY}' as it holds the expiry: use setExpiry()`);
     }
+    if (HIDDEN_KEYS.has(key)) {
+      throw new TypeError(`Cannot set '${key}' as the session keeps it itself`);
+    }
     this.#config.serializer.validate(key, value);
   }
 
@@ -860,17 +1028,43 @@ export class Session<T extends object = SessionData> {
         this.#expiry = expiry;
       }
     }
+    if (Object.hasOwn(data, START_KEY)) {
+      const start = data[START_KEY];
+      delete data[START_KEY];
+      if (Number.isSafeInteger(start)) this.#start = start as number;
+    }
+    if (Object.hasOwn(data, GENERATION_KEY)) {
+      const generation = data[GENERATION_KEY];
+      delete data[GENERATION_KEY];
+      if (Number.isSafeInteger(generation)) this.#generation = generation as number;
+    }
     return data;
   }
 
   #record(): StoredSession {
+    const config = this.#config;
     const data = this.#data ?? {};
     const expiry = this.#expiry;
-    const payload = expiry === null ? data : { ...data, [EXPIRY_KEY]: expiry };
-    const expiresAt = typeof expiry === "string"
+    const timeout = config.absoluteTimeout ?? null;
+    // The start is only kept when something reads it, so that sessions
+    // stay byte for byte what Django writes otherwise.
+    if (this.#start === null && timeout !== null) {
+      this.#start = Math.floor(Date.now() / 1000);
+    }
+    let payload = data;
+    if (expiry !== null || this.#start !== null || this.#generation !== null) {
+      payload = { ...data };
+      if (expiry !== null) payload[EXPIRY_KEY] = expiry;
+      if (this.#start !== null) payload[START_KEY] = this.#start;
+      if (this.#generation !== null) payload[GENERATION_KEY] = this.#generation;
+    }
+    let expiresAt = typeof expiry === "string"
       ? toTime(expiry)
-      : Date.now() + (expiry || this.#config.cookieAge) * 1000;
-    return { data: this.#config.serializer.stringify(payload), expiresAt };
+      : Date.now() + (expiry || config.cookieAge) * 1000;
+    if (timeout !== null && this.#start !== null) {
+      expiresAt = Math.min(expiresAt, (this.#start + timeout) * 1000);
+    }
+    return { data: config.serializer.stringify(payload), expiresAt };
   }
 }
 
