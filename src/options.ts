@@ -39,12 +39,6 @@ export interface SessionOptions {
    * The session engine (`SESSION_ENGINE`).
    *
    * @default {new FileStore()} one file per session in the OS temp dir
-   * @example
-   * ```ts
-   * import { MemoryStore } from "@tessera/sessions";
-   *
-   * const store = new MemoryStore({ maxEntries: 50_000 });
-   * ```
    */
   store?: SessionStore;
   /**
@@ -54,10 +48,6 @@ export interface SessionOptions {
    * prefixes in any letter case, and so does this check.
    *
    * @default {"sessionid"}
-   * @example
-   * ```ts
-   * const cookieName = "__Host-session";
-   * ```
    */
   cookieName?: string;
   /**
@@ -65,50 +55,30 @@ export interface SessionOptions {
    * cookie's `Max-Age` and the server-side expiry.
    *
    * @default {1209600} two weeks
-   * @example
-   * ```ts
-   * const cookieAge = 60 * 60 * 8; // a working day
-   * ```
    */
   cookieAge?: number;
   /**
    * The cookie's `Domain` (`SESSION_COOKIE_DOMAIN`); none means this host only.
    *
    * @default {undefined}
-   * @example
-   * ```ts
-   * const cookieDomain = ".example.com";
-   * ```
    */
   cookieDomain?: string;
   /**
    * The cookie's `Path` (`SESSION_COOKIE_PATH`).
    *
    * @default {"/"}
-   * @example
-   * ```ts
-   * const cookiePath = "/app/";
-   * ```
    */
   cookiePath?: string;
   /**
    * Whether the cookie is sent over HTTPS only (`SESSION_COOKIE_SECURE`).
    *
    * @default {false}
-   * @example
-   * ```ts
-   * const cookieSecure = true;
-   * ```
    */
   cookieSecure?: boolean;
   /**
    * Whether scripts are kept from reading the cookie (`SESSION_COOKIE_HTTPONLY`).
    *
    * @default {true}
-   * @example
-   * ```ts
-   * const cookieHttpOnly = true;
-   * ```
    */
   cookieHttpOnly?: boolean;
   /**
@@ -116,10 +86,6 @@ export interface SessionOptions {
    * `"None"` (which requires `cookieSecure`), or `false` to omit it.
    *
    * @default {"Lax"}
-   * @example
-   * ```ts
-   * const cookieSameSite = "Strict";
-   * ```
    */
   cookieSameSite?: SameSite;
   /**
@@ -138,10 +104,6 @@ export interface SessionOptions {
    * (`SESSION_EXPIRE_AT_BROWSER_CLOSE`); `setExpiry` overrides it.
    *
    * @default {false}
-   * @example
-   * ```ts
-   * const expireAtBrowserClose = true;
-   * ```
    */
   expireAtBrowserClose?: boolean;
   /**
@@ -150,22 +112,12 @@ export interface SessionOptions {
    * request without one never creates a session.
    *
    * @default {false}
-   * @example
-   * ```ts
-   * const saveEveryRequest = true;
-   * ```
    */
   saveEveryRequest?: boolean;
   /**
    * How session data becomes stored text (`SESSION_SERIALIZER`).
    *
    * @default {JSON_SERIALIZER}
-   * @example
-   * ```ts
-   * import { JSON_SERIALIZER } from "@tessera/sessions";
-   *
-   * const serializer = JSON_SERIALIZER;
-   * ```
    */
   serializer?: Serializer;
   /**
@@ -195,10 +147,6 @@ export interface SessionOptions {
    * Where store failures and ignored corrupt sessions are reported.
    *
    * @default {console}
-   * @example
-   * ```ts
-   * const logger = { warn: () => {}, error: console.error };
-   * ```
    */
   logger?: Logger;
   /**

@@ -45,51 +45,22 @@ const TEST_COOKIE_VALUE = "worked";
 export interface SessionConfig {
   /**
    * The engine the session is kept in.
-   *
-   * @example
-   * ```ts
-   * import { MemoryStore } from "@tessera/sessions";
-   *
-   * const store = new MemoryStore();
-   * ```
    */
   store: SessionStore;
   /**
    * Seconds a session lives after its last save (`SESSION_COOKIE_AGE`).
-   *
-   * @example
-   * ```ts
-   * const cookieAge = 1_209_600;
-   * ```
    */
   cookieAge: number;
   /**
    * Whether sessions without their own expiry end with the browser.
-   *
-   * @example
-   * ```ts
-   * const expireAtBrowserClose = false;
-   * ```
    */
   expireAtBrowserClose: boolean;
   /**
    * How the data becomes stored text.
-   *
-   * @example
-   * ```ts
-   * import { JSON_SERIALIZER } from "@tessera/sessions";
-   *
-   * const serializer = JSON_SERIALIZER;
-   * ```
    */
   serializer: Serializer;
   /**
    * Where corrupt stored sessions are reported.
-   *
-   * @example
-   * ```ts
-   * const logger = console;
-   * ```
    */
   logger: Logger;
   /**
@@ -135,21 +106,11 @@ export interface SessionConfig {
 export interface ExpiryOptions {
   /**
    * The instant of the last save. Defaults to now.
-   *
-   * @example
-   * ```ts
-   * const modification = new Date("2030-01-01T00:00:00Z");
-   * ```
    */
   modification?: Date;
   /**
    * The expiry setting to use instead of the session's own: seconds, a
    * `Date`, an ISO string, or `null` for the default policy.
-   *
-   * @example
-   * ```ts
-   * const expiry = new Date("2030-01-02T00:00:00Z");
-   * ```
    */
   expiry?: number | Date | string | null;
 }
@@ -184,33 +145,11 @@ export class Session<T extends object = SessionData> {
   /**
    * Whether the data was read or changed during this request (Django's
    * `accessed`). The middleware then adds `Vary: Cookie`.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { JSON_SERIALIZER, MemoryStore, Session } from "@tessera/sessions";
-   *
-   * const config = { store: new MemoryStore(), cookieAge: 60, expireAtBrowserClose: false, serializer: JSON_SERIALIZER, logger: console };
-   * const session = new Session(null, config);
-   * session.get("x");
-   * assert.equal(session.accessed, true);
-   * ```
    */
   accessed = false;
   /**
    * Whether the data changed during this request (Django's `modified`). The
    * middleware then saves the session and sets the cookie.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { JSON_SERIALIZER, MemoryStore, Session } from "@tessera/sessions";
-   *
-   * const config = { store: new MemoryStore(), cookieAge: 60, expireAtBrowserClose: false, serializer: JSON_SERIALIZER, logger: console };
-   * const session = new Session(null, config);
-   * session.set("x", 1);
-   * assert.equal(session.modified, true);
-   * ```
    */
   modified = false;
 

@@ -117,21 +117,12 @@ export interface CommandIo {
   writeError(text: string): void;
   /**
    * Whether standard output is a terminal.
-   *
-   * @example
-   * ```ts
-   * const isTerminal = false;
-   * ```
    */
   isTerminal: boolean;
   /**
    * Milliseconds a sweep runs before it shows progress on a terminal.
    *
    * @default {500}
-   * @example
-   * ```ts
-   * const progressAfter = 0;
-   * ```
    */
   progressAfter?: number;
 }
@@ -153,119 +144,54 @@ export interface CommandIo {
 export interface Summary {
   /**
    * Whether the sweep ran and met no error (the exit code is 0).
-   *
-   * @example
-   * ```ts
-   * const ok = true;
-   * ```
    */
   ok: boolean;
   /**
    * The store's class name, or `null` if the configuration failed before one was built.
-   *
-   * @example
-   * ```ts
-   * const engine = "FileStore";
-   * ```
    */
   engine: string | null;
   /**
    * The file engine's directory (`null` for other engines).
-   *
-   * @example
-   * ```ts
-   * const directory = "/var/lib/myapp/sessions";
-   * ```
    */
   directory: string | null;
   /**
    * The file engine's file name prefix (`null` for other engines).
-   *
-   * @example
-   * ```ts
-   * const prefix = "sessionid";
-   * ```
    */
   prefix: string | null;
   /**
    * Whether this was a dry run (the counts are what would have been removed).
-   *
-   * @example
-   * ```ts
-   * const dryRun = false;
-   * ```
    */
   dryRun: boolean;
   /**
    * Whether the store expires sessions on its own, so nothing was swept.
-   *
-   * @example
-   * ```ts
-   * const expiresOnItsOwn = false;
-   * ```
    */
   expiresOnItsOwn: boolean;
   /**
    * Expired sessions removed (`null` if the sweep did not run).
-   *
-   * @example
-   * ```ts
-   * const removed = 120;
-   * ```
    */
   removed: number | null;
   /**
    * Live sessions kept (`null` for a store that does not count them).
-   *
-   * @example
-   * ```ts
-   * const kept = 4000;
-   * ```
    */
   kept: number | null;
   /**
    * Leftovers of interrupted writes removed (`null` for a store that has none).
-   *
-   * @example
-   * ```ts
-   * const tempRemoved = 0;
-   * ```
    */
   tempRemoved: number | null;
   /**
    * Entries that could not be checked or removed.
-   *
-   * @example
-   * ```ts
-   * const failed = 0;
-   * ```
    */
   failed: number;
   /**
    * The first few of those failures' messages.
-   *
-   * @example
-   * ```ts
-   * const errors: string[] = [];
-   * ```
    */
   errors: string[];
   /**
    * How long the run took, in milliseconds.
-   *
-   * @example
-   * ```ts
-   * const elapsedMs = 840;
-   * ```
    */
   elapsedMs: number;
   /**
    * Why the run failed before or instead of sweeping, else `null`.
-   *
-   * @example
-   * ```ts
-   * const error = null;
-   * ```
    */
   error: string | null;
 }

@@ -83,42 +83,15 @@ export interface CachedStoreOptions {
 export class CachedStore implements SessionStore {
   /**
    * The fast store in front.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { CachedStore, MemoryStore } from "@tessera/sessions";
-   *
-   * const cache = new MemoryStore();
-   * assert.equal(new CachedStore(cache, new MemoryStore()).cache, cache);
-   * ```
    */
   readonly cache: SessionStore;
   /**
    * The store that keeps sessions and decides.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { CachedStore, MemoryStore } from "@tessera/sessions";
-   *
-   * const durable = new MemoryStore();
-   * assert.equal(new CachedStore(new MemoryStore(), durable).durable, durable);
-   * ```
    */
   readonly durable: SessionStore;
   /**
    * The longest a copy stays in the cache, in seconds, or `undefined` when
    * a copy lives as long as its session.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { CachedStore, MemoryStore } from "@tessera/sessions";
-   *
-   * const store = new CachedStore(new MemoryStore(), new MemoryStore(), { cacheTtl: 5 });
-   * assert.equal(store.cacheTtl, 5);
-   * ```
    */
   readonly cacheTtl: number | undefined;
   // The cache as this store uses it: `cache`, signed here when the durable

@@ -219,30 +219,10 @@ export class KvStore implements SessionStore {
   /**
    * False: KV deletes an expired entry only some time after its expiry, so
    * `clearExpired()` still has work to do, and `clearsessions` runs it.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { KvStore } from "@tessera/sessions";
-   *
-   * const kv = await Deno.openKv(":memory:");
-   * assert.equal(new KvStore({ kv }).expiresOnItsOwn, false);
-   * kv.close();
-   * ```
    */
   readonly expiresOnItsOwn = false;
   /**
    * The start of every session's KV key.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { KvStore } from "@tessera/sessions";
-   *
-   * const kv = await Deno.openKv(":memory:");
-   * assert.deepEqual(new KvStore({ kv }).prefix, ["tessera", "sessions"]);
-   * kv.close();
-   * ```
    */
   readonly prefix: DenoKvKey;
   #kv: Promise<DenoKv> | undefined;

@@ -238,56 +238,20 @@ interface Statements {
 export class PostgresStore implements SessionStore {
   /**
    * The table of the sessions.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { PostgresStore } from "@tessera/sessions";
-   *
-   * const client = { query: () => Promise.resolve({ rows: [] }) };
-   * assert.equal(new PostgresStore({ client }).table, "django_session");
-   * ```
    */
   readonly table: string;
   /**
    * How many expired rows `clearExpired()` deletes per statement.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { PostgresStore } from "@tessera/sessions";
-   *
-   * const client = { query: () => Promise.resolve({ rows: [] }) };
-   * assert.equal(new PostgresStore({ client }).batchSize, 1000);
-   * ```
    */
   readonly batchSize: number;
   /**
    * `"django"` when rows are kept as Django keeps them, else `undefined`.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { PostgresStore } from "@tessera/sessions";
-   *
-   * const client = { query: () => Promise.resolve({ rows: [] }) };
-   * assert.equal(new PostgresStore({ client, format: "django" }).format, "django");
-   * ```
    */
   readonly format: "django" | undefined;
   /**
    * Whether rows carry a signature of their own (Django's, in the django
    * format), so that `withSessions` adds none: Django must read the row as
    * it wrote it.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { PostgresStore } from "@tessera/sessions";
-   *
-   * const client = { query: () => Promise.resolve({ rows: [] }) };
-   * assert.equal(new PostgresStore({ client }).authenticatesRecords, false);
-   * ```
    */
   readonly authenticatesRecords: boolean;
   readonly #run: Run;

@@ -59,13 +59,6 @@ export interface RedisStoreOptions {
   /**
    * A connected Redis client: node-redis, ioredis, Bun's `RedisClient`, or
    * anything shaped like one of them (see {@link RedisCommandClient}).
-   *
-   * @example
-   * ```ts ignore
-   * import { createClient } from "redis";
-   *
-   * const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect();
-   * ```
    */
   client: RedisCommandClient;
   /**
@@ -73,10 +66,6 @@ export interface RedisStoreOptions {
    * name with other data in the same database (CVE-2011-4136).
    *
    * @default {"django.contrib.sessions.cache"}
-   * @example
-   * ```ts
-   * const prefix = "myapp:session:";
-   * ```
    */
   prefix?: string;
 }
@@ -110,28 +99,10 @@ type Send = (args: string[]) => Promise<unknown>;
 export class RedisStore implements SessionStore {
   /**
    * Redis removes expired sessions by itself: `clearExpired()` does nothing.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { RedisStore } from "@tessera/sessions";
-   *
-   * const client = { sendCommand: (args: string[]) => Promise.resolve<unknown>(null) };
-   * assert.equal(new RedisStore({ client }).expiresOnItsOwn, true);
-   * ```
    */
   readonly expiresOnItsOwn = true;
   /**
    * The start of every session's Redis key.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { RedisStore } from "@tessera/sessions";
-   *
-   * const client = { sendCommand: (args: string[]) => Promise.resolve<unknown>(null) };
-   * assert.equal(new RedisStore({ client }).prefix, "django.contrib.sessions.cache");
-   * ```
    */
   readonly prefix: string;
   readonly #send: Send;

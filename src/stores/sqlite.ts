@@ -41,11 +41,6 @@ export interface SqliteStoreOptions {
   /**
    * The database file, created if missing (its directory must exist), or
    * `":memory:"` for a database that lives and dies with the store.
-   *
-   * @example
-   * ```ts
-   * const path = "./sessions.sqlite3";
-   * ```
    */
   path: string;
   /**
@@ -53,10 +48,6 @@ export interface SqliteStoreOptions {
    * or `_`, then letters, digits and `_`.
    *
    * @default {"django_session"}
-   * @example
-   * ```ts
-   * const table = "myapp_session";
-   * ```
    */
   table?: string;
   /**
@@ -64,10 +55,6 @@ export interface SqliteStoreOptions {
    * process holding the database's write lock before it fails.
    *
    * @default {5000}
-   * @example
-   * ```ts
-   * const busyTimeout = 10_000;
-   * ```
    */
   busyTimeout?: number;
   /**
@@ -155,60 +142,20 @@ const DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1
 export class SqliteStore implements SessionStore {
   /**
    * The database file.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { SqliteStore } from "@tessera/sessions";
-   *
-   * const store = new SqliteStore({ path: ":memory:" });
-   * assert.equal(store.path, ":memory:");
-   * store.close();
-   * ```
    */
   readonly path: string;
   /**
    * The table of the sessions.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { SqliteStore } from "@tessera/sessions";
-   *
-   * const store = new SqliteStore({ path: ":memory:" });
-   * assert.equal(store.table, "django_session");
-   * store.close();
-   * ```
    */
   readonly table: string;
   /**
    * `"django"` when rows are kept as Django keeps them, else `undefined`.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { SqliteStore } from "@tessera/sessions";
-   *
-   * const store = new SqliteStore({ path: ":memory:", format: "django" });
-   * assert.equal(store.format, "django");
-   * store.close();
-   * ```
    */
   readonly format: "django" | undefined;
   /**
    * Whether rows carry a signature of their own (Django's, in the django
    * format), so that `withSessions` adds none: Django must read the row as
    * it wrote it.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { SqliteStore } from "@tessera/sessions";
-   *
-   * const store = new SqliteStore({ path: ":memory:" });
-   * assert.equal(store.authenticatesRecords, false);
-   * store.close();
-   * ```
    */
   readonly authenticatesRecords: boolean;
   readonly #db: DatabaseSync;

@@ -22,21 +22,11 @@ import type { Logger } from "../logger.ts";
 export interface StoredSession {
   /**
    * The session data as the serializer wrote it (Django's `session_data`).
-   *
-   * @example
-   * ```ts
-   * const data = '{"userId":"42","_session_expiry":3600}';
-   * ```
    */
   data: string;
   /**
    * When the session expires, in milliseconds since the epoch. A store
    * never returns a record whose `expiresAt` has passed.
-   *
-   * @example
-   * ```ts
-   * const expiresAt = Date.now() + 1_209_600 * 1000;
-   * ```
    */
   expiresAt: number;
   /**
@@ -44,13 +34,6 @@ export interface StoredSession {
    * request even if the handler changes nothing: the signed-cookie engine
    * sets it for a cookie verified with an old secret, so that the response
    * re-signs it with the current one.
-   *
-   * @example
-   * ```ts
-   * import type { StoredSession } from "@tessera/sessions";
-   *
-   * const record: StoredSession = { data: "{}", expiresAt: Date.now() + 1000, refresh: true };
-   * ```
    */
   refresh?: true;
 }
@@ -73,38 +56,18 @@ export interface StoredSession {
 export interface StoreSettings {
   /**
    * The session cookie's name (the file engine's default file prefix).
-   *
-   * @example
-   * ```ts
-   * const cookieName = "sessionid";
-   * ```
    */
   cookieName: string;
   /**
    * The session lifetime in seconds.
-   *
-   * @example
-   * ```ts
-   * const cookieAge = 1_209_600;
-   * ```
    */
   cookieAge: number;
   /**
    * The secrets, the first one current (empty when none was given).
-   *
-   * @example
-   * ```ts
-   * const secrets: string[] = [];
-   * ```
    */
   secrets: readonly string[];
   /**
    * Where to report what the store ignored or could not do.
-   *
-   * @example
-   * ```ts
-   * const logger = console;
-   * ```
    */
   logger: Logger;
 }
@@ -130,14 +93,6 @@ export interface SessionStore {
    * True for a store whose records expire by themselves (a Redis TTL, a
    * signed cookie's timestamp): `clearExpired()` then has nothing to do and
    * the sweeper says so instead of sweeping.
-   *
-   * @example
-   * ```ts
-   * import { MemoryStore, type SessionStore } from "@tessera/sessions";
-   *
-   * const store: SessionStore = new MemoryStore();
-   * console.log(store.expiresOnItsOwn ?? false);
-   * ```
    */
   readonly expiresOnItsOwn?: boolean;
   /**
@@ -282,20 +237,11 @@ export interface SweepOptions {
    * Count what would be removed and remove nothing.
    *
    * @default {false}
-   * @example
-   * ```ts
-   * const dryRun = true;
-   * ```
    */
   dryRun?: boolean;
   /**
    * Called now and then during the sweep, and once at its end, with how many
    * entries were checked so far.
-   *
-   * @example
-   * ```ts
-   * const onProgress = (checked: number) => console.log(`${checked} checked`);
-   * ```
    */
   onProgress?: (checked: number) => void;
   /**
@@ -304,10 +250,6 @@ export interface SweepOptions {
    * it; a later instant removes sessions that are still live now.
    *
    * @default {Date.now()}
-   * @example
-   * ```ts
-   * const now = Date.now();
-   * ```
    */
   now?: number;
   /**
@@ -316,10 +258,6 @@ export interface SweepOptions {
    * expiry. Stores that always know each record's expiry ignore it.
    *
    * @default {the cookieAge given to withSessions, two weeks by default}
-   * @example
-   * ```ts
-   * const cookieAge = 60 * 60 * 24;
-   * ```
    */
   cookieAge?: number;
 }
@@ -337,47 +275,22 @@ export interface SweepOptions {
 export interface SweepReport {
   /**
    * Expired sessions removed.
-   *
-   * @example
-   * ```ts
-   * const removed = 2;
-   * ```
    */
   removed: number;
   /**
    * Live sessions left in place, including any saved again during the sweep.
-   *
-   * @example
-   * ```ts
-   * const kept = 5;
-   * ```
    */
   kept: number;
   /**
    * Leftovers of interrupted writes removed (the file engine's old temp files).
-   *
-   * @example
-   * ```ts
-   * const tempRemoved = 0;
-   * ```
    */
   tempRemoved: number;
   /**
    * Entries that could not be checked or removed; the sweep goes on past them.
-   *
-   * @example
-   * ```ts
-   * const failed = 0;
-   * ```
    */
   failed: number;
   /**
    * The messages of the first few failures; they never name a session key.
-   *
-   * @example
-   * ```ts
-   * const errors = ["Cannot remove an expired session file in './sessions': EACCES"];
-   * ```
    */
   errors: string[];
 }
