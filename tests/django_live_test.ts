@@ -15,12 +15,10 @@ import postgres from "postgres";
 import {
   CachedStore,
   CookieStore,
-  getSession,
   PostgresStore,
   RedisStore,
   type SessionStore,
   SqliteStore,
-  withSessions,
 } from "../mod.ts";
 import {
   decodeDjangoSession,
@@ -29,14 +27,22 @@ import {
 } from "../src/stores/_django_format.ts";
 import { Browser } from "./_browser.ts";
 import { RecordingLogger } from "./_config.ts";
-import { type DjangoServer, type DjangoSettings, ensureDjango, startDjango } from "./_django.ts";
+import {
+  DEFAULT_AUTH_HASH,
+  type DjangoServer,
+  type DjangoSettings,
+  ensureDjango,
+  type SessionState as State,
+  startDjango,
+  tesseraTwin,
+} from "./_django.ts";
 import { type PostgresServer, startPostgres } from "./_postgres.ts";
 import { REDIS_CLIENTS, startRedis } from "./_redis.ts";
 import { serve, type TestServer } from "./_server.ts";
 
 const SECRET = "tessera-live-django-secret-key-0123456789abcdef";
 const COOKIE = "shared_sid";
-const AUTH_HASH = "5f2b4e1c9a0d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f";
+const AUTH_HASH = DEFAULT_AUTH_HASH;
 
 /** What an engine sets up in a fresh temp directory: both sides on the same records. */
 interface Shared {
@@ -152,47 +158,9 @@ const ENGINES: Engine[] = [
   },
 ];
 
-/** What both servers answer: the session as the handler sees it. */
-interface State {
-  key_set: boolean;
-  data: Record<string, unknown>;
-  expiry_age: number;
-}
-
-/** Tessera's twin of the Django project's views (fixtures/django_app/tessera_check/views.py). */
+/** Tessera's twin of the Django project's views, with this file's secret and cookie name. */
 function tesseraApp(store: SessionStore): (req: Request) => Promise<Response> {
-  return withSessions(async (req) => {
-    const url = new URL(req.url);
-    const session = await getSession(req);
-    switch (url.pathname) {
-      case "/set":
-        for (const [name, value] of url.searchParams) session.set(name, value);
-        break;
-      case "/login":
-        // What django.contrib.auth.login() does to the session.
-        await session.cycleKey();
-        session.set("_auth_user_id", url.searchParams.get("user") ?? "42");
-        session.set("_auth_user_backend", "django.contrib.auth.backends.ModelBackend");
-        session.set("_auth_user_hash", url.searchParams.get("hash") ?? AUTH_HASH);
-        break;
-      case "/flush":
-        await session.flush();
-        break;
-      case "/expire":
-        session.setExpiry(Number(url.searchParams.get("seconds")));
-        break;
-      case "/get":
-        break;
-      default:
-        return new Response("not found", { status: 404 });
-    }
-    const state: State = {
-      key_set: session.sessionKey !== null,
-      data: Object.fromEntries(session.items()),
-      expiry_age: session.getExpiryAge(),
-    };
-    return Response.json(state);
-  }, { store, secret: SECRET, cookieName: COOKIE });
+  return tesseraTwin(store, { secret: SECRET, cookieName: COOKIE });
 }
 
 /** GETs `url` through `browser` and returns the session state it answered. */
