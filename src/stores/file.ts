@@ -4,7 +4,7 @@
  * @module
  */
 
-import { constants, statSync } from "node:fs";
+import { closeSync, constants, futimesSync, openSync, statSync } from "node:fs";
 import { link, lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,12 +22,11 @@ import { LONGEST_TEMP_TAIL, sweepFiles } from "./_file_sweep.ts";
 import {
   isPlaceholder,
   isTrusted,
-  ownershipOf,
   processUser,
-  readTrusted,
-  readTrustedFile,
+  readTrustedFileSync,
   untrustedWarning,
 } from "./_file_trust.ts";
+import { syncFs } from "./_file_io.ts";
 import {
   decodeDjangoSession,
   djangoFileExpiresAt,
@@ -135,6 +134,11 @@ const TOMBSTONE_FLAGS = constants.O_WRONLY | constants.O_CREAT | (constants.O_NO
 export interface FileStoreInternals {
   /** In an update, after the check that the file exists and before the rename over it. */
   beforeRename?(file: string): void | Promise<void>;
+  /**
+   * Saves with node:fs's promise-based calls, as a `durable` store does, but
+   * without the fsyncs: for the benchmark of the event loop's latency.
+   */
+  asyncWrites?: boolean;
 }
 
 const INTERNALS = new WeakMap<FileStore, FileStoreInternals>();
@@ -392,13 +396,15 @@ export class FileStore implements SessionStore {
   async load(key: string): Promise<StoredSession | null> {
     if (!isValidKey(key)) return null;
     if (this.#django) return await this.#loadDjango(key);
-    const text = await readTrusted(this.fileOf(key), this.path, await this.#user());
-    if (text === "missing") return null;
-    if (text === "untrusted") {
+    // Synchronous: a session file is small and in the page cache, and a
+    // promise-based call costs more CPU than the read (docs/benchmarks.md).
+    const read = readTrustedFileSync(this.fileOf(key), this.path, await this.#user());
+    if (read === "missing") return null;
+    if (read === "untrusted") {
       this.#logger.warn(untrustedWarning(this.path));
       return null;
     }
-    const record = parseRecord(text);
+    const record = parseRecord(read.text);
     if (record === null) {
       this.#logger.warn(`A corrupt session file in '${this.path}' was ignored`);
       return null;
@@ -406,7 +412,7 @@ export class FileStore implements SessionStore {
     if (record.expiresAt <= Date.now()) return null;
     // A file read in the instant between a racing update's rename and its
     // own check of the tombstone is already logged out.
-    return await this.#isLoggedOut(key) ? null : record;
+    return this.#isLoggedOut(key) ? null : record;
   }
 
   /**
@@ -423,22 +429,21 @@ export class FileStore implements SessionStore {
   async exists(key: string): Promise<boolean> {
     if (!isValidKey(key)) return false;
     const owner = await this.#user();
-    let trusted: boolean;
+    let facts;
     try {
-      const stats = await lstat(this.fileOf(key));
-      const facts = ownershipOf(stats);
-      // Django creates a session's file empty first: the key is taken.
-      trusted = isTrusted(facts, owner) ||
-        (this.#django && isPlaceholder(facts, stats.size, owner));
+      facts = syncFs.lstat(this.fileOf(key));
     } catch (error) {
-      if (isMissing(error)) return false;
       throw fileError("check a session file", this.path, error);
     }
+    if (facts === null) return false;
+    // Django creates a session's file empty first: the key is taken.
+    const trusted = isTrusted(facts, owner) ||
+      (this.#django && isPlaceholder(facts, facts.size, owner));
     if (!trusted) {
       this.#logger.warn(untrustedWarning(this.path));
       return false;
     }
-    return !await this.#isLoggedOut(key);
+    return !this.#isLoggedOut(key);
   }
 
   /**
@@ -469,10 +474,55 @@ export class FileStore implements SessionStore {
    */
   async save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
     const file = this.fileOf(key);
-    const temp = await this.#writeTemp(
-      file,
-      this.#django ? await encodeDjangoSession(record.data, this.#secrets) : record,
-    );
+    const contents = this.#django ? await encodeDjangoSession(record.data, this.#secrets) : record;
+    const internals = INTERNALS.get(this);
+    // A durable save waits for the disk (fsync), which can take milliseconds:
+    // it must not block the event loop. Any other save is a few syscalls on
+    // the page cache, cheapest synchronous (docs/benchmarks.md).
+    if (this.#durable || internals?.asyncWrites === true) {
+      return await this.#saveAsync(key, file, contents, mustCreate);
+    }
+    const temp = this.#writeTempSync(file, contents);
+    let tempInPlace = false;
+    try {
+      if (mustCreate) {
+        // link() fails if the name exists: an exclusive create that, unlike
+        // open(O_EXCL), never shows an empty file to a reader.
+        syncFs.link(temp, file);
+      } else {
+        // Django's UpdateError: a session another request deleted stays deleted.
+        syncFs.stat(file);
+        if (internals?.beforeRename !== undefined) await internals.beforeRename(file);
+        syncFs.rename(temp, file);
+        tempInPlace = true;
+      }
+    } catch (error) {
+      if (mustCreate && errorCode(error) === "EEXIST") throw new SessionExistsError();
+      if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
+      throw fileError("write a session file", this.path, error);
+    } finally {
+      if (!tempInPlace) removeQuietly(temp);
+    }
+    // A logout may have landed between the check above and the rename: its
+    // tombstone, made before it removed the file, is there now. The file this
+    // save put in place is removed again, so the logout stands. A new key
+    // that a logout used is not reused while its tombstone lasts.
+    if (this.#isLoggedOut(key)) {
+      this.#removeLoggedOut(file);
+      throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
+    }
+    return key;
+  }
+
+  // save() with promise-based calls: for durable stores, whose fsyncs wait
+  // for the disk.
+  async #saveAsync(
+    key: string,
+    file: string,
+    contents: StoredSession | string,
+    mustCreate: boolean,
+  ): Promise<string> {
+    const temp = await this.#writeTemp(file, contents);
     let tempInPlace = false;
     try {
       if (mustCreate) {
@@ -497,8 +547,8 @@ export class FileStore implements SessionStore {
     // tombstone, made before it removed the file, is there now. The file this
     // save put in place is removed again, so the logout stands. A new key
     // that a logout used is not reused while its tombstone lasts.
-    if (await this.#isLoggedOut(key)) {
-      await this.#removeLoggedOut(file);
+    if (await this.#isLoggedOutAsync(key)) {
+      this.#removeLoggedOut(file);
       throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
     }
     // The file's new name is an entry of the directory: durable once the
@@ -526,12 +576,8 @@ export class FileStore implements SessionStore {
     // The tombstone first, the file second: a save whose rename lands after
     // the unlink finds the tombstone when it checks after its rename, and
     // one that lands before is undone by the unlink.
-    await this.#markLoggedOut(file);
-    try {
-      await unlink(file);
-    } catch (error) {
-      if (!isMissing(error)) throw fileError("delete a session file", this.path, error);
-    }
+    this.#markLoggedOut(file);
+    this.#removeLoggedOut(file);
     if (this.#durable) await this.#syncDirectory("delete a session file");
   }
 
@@ -616,7 +662,7 @@ export class FileStore implements SessionStore {
   // expires at its custom expiry, else at the file's mtime plus cookieAge.
   async #loadDjango(key: string): Promise<StoredSession | null> {
     const file = this.fileOf(key);
-    const read = await readTrustedFile(file, this.path, await this.#user(), true);
+    const read = readTrustedFileSync(file, this.path, await this.#user(), true);
     if (read === "missing") return null;
     if (read === "untrusted") {
       this.#logger.warn(untrustedWarning(this.path));
@@ -629,10 +675,10 @@ export class FileStore implements SessionStore {
     if (decoded === null) return null;
     const expiresAt = djangoFileExpiresAt(decoded.expiry, read.mtimeMs, this.#cookieAge);
     if (expiresAt <= Date.now()) return null;
-    if (await this.#isLoggedOut(key)) {
+    if (this.#isLoggedOut(key)) {
       // Django knows no tombstones: its save racing a logout here can put
       // the file back. The logout stands, for Django too.
-      await this.#removeLoggedOut(file);
+      this.#removeLoggedOut(file);
       return null;
     }
     return djangoStoredSession(decoded, expiresAt);
@@ -648,7 +694,15 @@ export class FileStore implements SessionStore {
 
   // Anything at the tombstone's name counts, whatever it is: a name that is
   // taken cannot be made a tombstone, but it must not let a logout be undone.
-  async #isLoggedOut(key: string): Promise<boolean> {
+  #isLoggedOut(key: string): boolean {
+    try {
+      return syncFs.lstat(this.fileOf(key) + TOMBSTONE_MARK) !== null;
+    } catch (error) {
+      throw fileError("check a session file", this.path, error);
+    }
+  }
+
+  async #isLoggedOutAsync(key: string): Promise<boolean> {
     try {
       await lstat(this.fileOf(key) + TOMBSTONE_MARK);
       return true;
@@ -658,10 +712,10 @@ export class FileStore implements SessionStore {
     }
   }
 
-  async #markLoggedOut(file: string): Promise<void> {
-    let handle;
+  #markLoggedOut(file: string): void {
+    let fd: number;
     try {
-      handle = await open(file + TOMBSTONE_MARK, TOMBSTONE_FLAGS, 0o600);
+      fd = openSync(file + TOMBSTONE_MARK, TOMBSTONE_FLAGS, 0o600);
     } catch (error) {
       // A symlink, FIFO or directory planted at the name still counts as a
       // tombstone (see #isLoggedOut).
@@ -672,11 +726,11 @@ export class FileStore implements SessionStore {
     try {
       // A tombstone left by an earlier logout of the key counts from now.
       const now = Date.now() / 1000;
-      await handle.utimes(now, now);
+      futimesSync(fd, now, now);
     } catch (error) {
       throw fileError("delete a session file", this.path, error);
     } finally {
-      await handle.close().catch(() => {});
+      closeSync(fd);
     }
   }
 
@@ -692,9 +746,9 @@ export class FileStore implements SessionStore {
     }
   }
 
-  async #removeLoggedOut(file: string): Promise<void> {
+  #removeLoggedOut(file: string): void {
     try {
-      await unlink(file);
+      syncFs.unlink(file);
     } catch (error) {
       if (!isMissing(error)) throw fileError("delete a session file", this.path, error);
     }
@@ -702,6 +756,20 @@ export class FileStore implements SessionStore {
 
   // A record in the native format; in Django's, the file's text alone, and
   // the mtime stays the time of the write, as Django keeps it.
+  #writeTempSync(file: string, record: StoredSession | string): string {
+    const temp = this.#tempOf(file);
+    try {
+      if (typeof record === "string") {
+        syncFs.writeNew(temp, record, null);
+      } else {
+        syncFs.writeNew(temp, `${record.expiresAt}\n${record.data}`, record.expiresAt / 1000);
+      }
+    } catch (error) {
+      throw fileError("write a session file", this.path, error);
+    }
+    return temp;
+  }
+
   async #writeTemp(file: string, record: StoredSession | string): Promise<string> {
     const temp = this.#tempOf(file);
     let handle;
@@ -725,6 +793,14 @@ export class FileStore implements SessionStore {
       throw fileError("write a session file", this.path, error);
     }
     return temp;
+  }
+}
+
+function removeQuietly(file: string): void {
+  try {
+    syncFs.unlink(file);
+  } catch {
+    // gone already, or left for the sweeper (staleTempAfter)
   }
 }
 
