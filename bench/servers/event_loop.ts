@@ -3,11 +3,10 @@
 //
 //   event_loop.ts <sync|async> --root <dir>
 //
-// "async" saves with node:fs's promise-based calls (the internal switch a
-// durable store uses, without its fsyncs), "sync" as FileStore does by default.
+// "sync" and "async" are FileStore's `syncWrites: true` and `false`.
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { FileStore, setFileStoreInternals } from "../../src/stores/file.ts";
+import { FileStore } from "../../mod.ts";
 import { listen } from "./_listen.ts";
 import { removeScratch, scratchDirectory } from "./_scratch.mjs";
 
@@ -23,14 +22,13 @@ if (mode !== "sync" && mode !== "async") {
   );
 }
 const directory = scratchDirectory("tessera-event-loop-", values.root);
-const store = new FileStore({ path: directory });
+const store = new FileStore({ path: directory, syncWrites: mode === "sync" });
 store.configure({
   cookieName: "sessionid",
   cookieAge: 1_209_600,
   secrets: [],
   logger: console,
 });
-if (mode === "async") setFileStoreInternals(store, { asyncWrites: true });
 
 const KEYS = 256;
 const keys: string[] = [];

@@ -98,6 +98,18 @@ export interface FileStoreOptions {
    */
   durable?: boolean;
   /**
+   * Whether a save runs its file calls synchronously, on the event loop's
+   * thread (cheapest in CPU), or as promise-based calls, which let other
+   * requests run while the disk works (a slow disk: a network file system,
+   * or one where creating a file takes hundreds of microseconds). A
+   * `durable` store always saves asynchronously. Loads are always
+   * synchronous. See docs/benchmarks.md for the measurements behind the
+   * defaults.
+   *
+   * @default {true on Deno, false on Bun and elsewhere}
+   */
+  syncWrites?: boolean;
+  /**
    * `"django"` keeps the files as Django's file engine does
    * (`SESSION_ENGINE = "django.contrib.sessions.backends.file"`), so that a
    * Django app on the same directory, run by the same OS user, with the same
@@ -134,11 +146,6 @@ const TOMBSTONE_FLAGS = constants.O_WRONLY | constants.O_CREAT | (constants.O_NO
 export interface FileStoreInternals {
   /** In an update, after the check that the file exists and before the rename over it. */
   beforeRename?(file: string): void | Promise<void>;
-  /**
-   * Saves with node:fs's promise-based calls, as a `durable` store does, but
-   * without the fsyncs: for the benchmark of the event loop's latency.
-   */
-  asyncWrites?: boolean;
 }
 
 const INTERNALS = new WeakMap<FileStore, FileStoreInternals>();
@@ -221,6 +228,7 @@ export class FileStore implements SessionStore {
   readonly #prefixGiven: boolean;
   readonly #staleTempAfter: number;
   readonly #durable: boolean;
+  readonly #syncWrites: boolean;
   readonly #django: boolean;
   #secrets: readonly string[] = [];
   #cookieAge = 1_209_600;
@@ -280,6 +288,14 @@ export class FileStore implements SessionStore {
       );
     }
     this.#durable = options.durable ?? false;
+    if (options.syncWrites !== undefined && typeof options.syncWrites !== "boolean") {
+      throw new TypeError(
+        `Cannot create a FileStore as 'syncWrites' must be true or false: current value is ${
+          JSON.stringify(options.syncWrites)
+        }`,
+      );
+    }
+    this.#syncWrites = !this.#durable && (options.syncWrites ?? SYNC_WRITES_BY_DEFAULT);
     this.#django = isDjangoFormat(options.format, "FileStore");
     this.path = path;
     this.#prefix = options.prefix ?? "sessionid";
@@ -477,9 +493,8 @@ export class FileStore implements SessionStore {
     const contents = this.#django ? await encodeDjangoSession(record.data, this.#secrets) : record;
     const internals = INTERNALS.get(this);
     // A durable save waits for the disk (fsync), which can take milliseconds:
-    // it must not block the event loop. Any other save is a few syscalls on
-    // the page cache, cheapest synchronous (docs/benchmarks.md).
-    if (this.#durable || internals?.asyncWrites === true) {
+    // it must not block the event loop (see syncWrites).
+    if (!this.#syncWrites) {
       return await this.#saveAsync(key, file, contents, mustCreate);
     }
     const temp = this.#writeTempSync(file, contents);
@@ -514,8 +529,7 @@ export class FileStore implements SessionStore {
     return key;
   }
 
-  // save() with promise-based calls: for durable stores, whose fsyncs wait
-  // for the disk.
+  // save() with promise-based calls (see syncWrites).
   async #saveAsync(
     key: string,
     file: string,
@@ -803,6 +817,13 @@ function removeQuietly(file: string): void {
     // gone already, or left for the sweeper (staleTempAfter)
   }
 }
+
+// On Deno a promise-based node:fs call costs 15-20 µs of CPU, several times
+// the syscall, and a synchronous save held a cheap endpoint's p99 where the
+// asynchronous one did on a journaled disk; Bun's promise-based calls cost
+// about 5 µs and run on its thread pool, which gave the better p99 and as
+// many saves a second there (docs/benchmarks.md).
+const SYNC_WRITES_BY_DEFAULT = typeof (globalThis as { Deno?: unknown }).Deno === "object";
 
 // The sweeper removes only names of the forms the engine writes, prefix + key
 // and its suffixes: an empty prefix would make it judge other programs' files
