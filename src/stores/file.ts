@@ -98,13 +98,9 @@ export interface FileStoreOptions {
    */
   durable?: boolean;
   /**
-   * Whether a save runs its file calls synchronously, on the event loop's
-   * thread (cheapest in CPU), or as promise-based calls, which let other
-   * requests run while the disk works (a slow disk: a network file system,
-   * or one where creating a file takes hundreds of microseconds). A
-   * `durable` store always saves asynchronously. Loads are always
-   * synchronous. See docs/benchmarks.md for the measurements behind the
-   * defaults.
+   * Whether a save makes its file calls synchronously (least CPU) or
+   * promise-based (other requests run while a slow disk works). A `durable`
+   * store always saves promise-based; see docs/benchmarks.md.
    *
    * @default {true on Deno, false on Bun and elsewhere}
    */
@@ -135,11 +131,15 @@ const TOMBSTONE_MARK = ".gone";
 // name). Most file systems refuse a name over 255 bytes (NAME_MAX).
 const NAME_MAX = 255;
 const LONGEST_KEY = 40;
-const LONGEST_SUFFIX = Math.max(TEMP_MARK.length + LONGEST_TEMP_TAIL, TOMBSTONE_MARK.length);
+const LONGEST_SUFFIX = Math.max(
+  TEMP_MARK.length + LONGEST_TEMP_TAIL,
+  TOMBSTONE_MARK.length,
+);
 const LONGEST_PREFIX = NAME_MAX - LONGEST_KEY - LONGEST_SUFFIX;
 // A tombstone is made without following a symlink or blocking on a FIFO
 // planted at its name.
-const TOMBSTONE_FLAGS = constants.O_WRONLY | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0) |
+const TOMBSTONE_FLAGS = constants.O_WRONLY | constants.O_CREAT |
+  (constants.O_NOFOLLOW ?? 0) |
   (constants.O_NONBLOCK ?? 0);
 
 /** Points in a save where tests pause it, to run a race deterministically. */
@@ -158,7 +158,10 @@ const INTERNALS = new WeakMap<FileStore, FileStoreInternals>();
  * setFileStoreInternals(store, { beforeRename: () => store.delete(key) });
  * ```
  */
-export function setFileStoreInternals(store: FileStore, internals: FileStoreInternals): void {
+export function setFileStoreInternals(
+  store: FileStore,
+  internals: FileStoreInternals,
+): void {
   INTERNALS.set(store, internals);
 }
 
@@ -257,7 +260,9 @@ export class FileStore implements SessionStore {
       // Deno without --allow-read: the directory may well exist.
       const permission = missingDenoPermission(error, "read");
       if (permission !== undefined) {
-        throw new Error(denoPermissionMessage("store sessions", path, permission));
+        throw new Error(
+          denoPermissionMessage("store sessions", path, permission),
+        );
       }
     }
     if (!isDirectory) {
@@ -265,7 +270,9 @@ export class FileStore implements SessionStore {
         `Cannot store sessions in '${path}' as it is not an existing directory: create it or pass another 'path' to FileStore`,
       );
     }
-    if (options.prefix !== undefined && !/^[A-Za-z0-9_-]*$/.test(options.prefix)) {
+    if (
+      options.prefix !== undefined && !/^[A-Za-z0-9_-]*$/.test(options.prefix)
+    ) {
       throw new TypeError(
         `Cannot create a FileStore as 'prefix' must hold only letters, digits, '_' and '-': current value is ${
           JSON.stringify(options.prefix)
@@ -288,14 +295,18 @@ export class FileStore implements SessionStore {
       );
     }
     this.#durable = options.durable ?? false;
-    if (options.syncWrites !== undefined && typeof options.syncWrites !== "boolean") {
+    if (
+      options.syncWrites !== undefined &&
+      typeof options.syncWrites !== "boolean"
+    ) {
       throw new TypeError(
         `Cannot create a FileStore as 'syncWrites' must be true or false: current value is ${
           JSON.stringify(options.syncWrites)
         }`,
       );
     }
-    this.#syncWrites = !this.#durable && (options.syncWrites ?? SYNC_WRITES_BY_DEFAULT);
+    this.#syncWrites = !this.#durable &&
+      (options.syncWrites ?? SYNC_WRITES_BY_DEFAULT);
     this.#django = isDjangoFormat(options.format, "FileStore");
     this.path = path;
     this.#prefix = options.prefix ?? "sessionid";
@@ -392,7 +403,9 @@ export class FileStore implements SessionStore {
    */
   fileOf(key: string): string {
     if (!isValidKey(key)) {
-      throw new TypeError("Cannot build a session file name as the key is not a session key");
+      throw new TypeError(
+        "Cannot build a session file name as the key is not a session key",
+      );
     }
     return join(this.path, this.#prefix + key);
   }
@@ -414,7 +427,11 @@ export class FileStore implements SessionStore {
     if (this.#django) return await this.#loadDjango(key);
     // Synchronous: a session file is small and in the page cache, and a
     // promise-based call costs more CPU than the read (docs/benchmarks.md).
-    const read = readTrustedFileSync(this.fileOf(key), this.path, await this.#user());
+    const read = readTrustedFileSync(
+      this.fileOf(key),
+      this.path,
+      await this.#user(),
+    );
     if (read === "missing") return null;
     if (read === "untrusted") {
       this.#logger.warn(untrustedWarning(this.path));
@@ -488,9 +505,15 @@ export class FileStore implements SessionStore {
    * await store.save("abcdefgh12345678", { data: "{}", expiresAt: Date.now() + 60_000 }, true);
    * ```
    */
-  async save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
+  async save(
+    key: string,
+    record: StoredSession,
+    mustCreate = false,
+  ): Promise<string> {
     const file = this.fileOf(key);
-    const contents = this.#django ? await encodeDjangoSession(record.data, this.#secrets) : record;
+    const contents = this.#django
+      ? await encodeDjangoSession(record.data, this.#secrets)
+      : record;
     const internals = INTERNALS.get(this);
     // A durable save waits for the disk (fsync), which can take milliseconds:
     // it must not block the event loop (see syncWrites).
@@ -507,12 +530,16 @@ export class FileStore implements SessionStore {
       } else {
         // Django's UpdateError: a session another request deleted stays deleted.
         syncFs.stat(file);
-        if (internals?.beforeRename !== undefined) await internals.beforeRename(file);
+        if (internals?.beforeRename !== undefined) {
+          await internals.beforeRename(file);
+        }
         syncFs.rename(temp, file);
         tempInPlace = true;
       }
     } catch (error) {
-      if (mustCreate && errorCode(error) === "EEXIST") throw new SessionExistsError();
+      if (mustCreate && errorCode(error) === "EEXIST") {
+        throw new SessionExistsError();
+      }
       if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
       throw fileError("write a session file", this.path, error);
     } finally {
@@ -524,7 +551,9 @@ export class FileStore implements SessionStore {
     // that a logout used is not reused while its tombstone lasts.
     if (this.#isLoggedOut(key)) {
       this.#removeLoggedOut(file);
-      throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
+      throw mustCreate
+        ? new SessionExistsError()
+        : new SessionInterruptedError();
     }
     return key;
   }
@@ -551,7 +580,9 @@ export class FileStore implements SessionStore {
         tempInPlace = true;
       }
     } catch (error) {
-      if (mustCreate && errorCode(error) === "EEXIST") throw new SessionExistsError();
+      if (mustCreate && errorCode(error) === "EEXIST") {
+        throw new SessionExistsError();
+      }
       if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
       throw fileError("write a session file", this.path, error);
     } finally {
@@ -563,7 +594,9 @@ export class FileStore implements SessionStore {
     // that a logout used is not reused while its tombstone lasts.
     if (await this.#isLoggedOutAsync(key)) {
       this.#removeLoggedOut(file);
-      throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
+      throw mustCreate
+        ? new SessionExistsError()
+        : new SessionInterruptedError();
     }
     // The file's new name is an entry of the directory: durable once the
     // directory is.
@@ -687,7 +720,11 @@ export class FileStore implements SessionStore {
       logger: this.#logger,
     });
     if (decoded === null) return null;
-    const expiresAt = djangoFileExpiresAt(decoded.expiry, read.mtimeMs, this.#cookieAge);
+    const expiresAt = djangoFileExpiresAt(
+      decoded.expiry,
+      read.mtimeMs,
+      this.#cookieAge,
+    );
     if (expiresAt <= Date.now()) return null;
     if (this.#isLoggedOut(key)) {
       // Django knows no tombstones: its save racing a logout here can put
@@ -699,7 +736,10 @@ export class FileStore implements SessionStore {
   }
 
   #user(): Promise<number | null> {
-    return processUser(() => this.#tempOf(this.fileOf(generateKey())), this.path);
+    return processUser(
+      () => this.#tempOf(this.fileOf(generateKey())),
+      this.path,
+    );
   }
 
   #tempOf(file: string): string {
@@ -734,7 +774,10 @@ export class FileStore implements SessionStore {
       // A symlink, FIFO or directory planted at the name still counts as a
       // tombstone (see #isLoggedOut).
       const code = errorCode(error);
-      if (code === "ELOOP" || code === "ENXIO" || code === "EISDIR" || code === "EMLINK") return;
+      if (
+        code === "ELOOP" || code === "ENXIO" || code === "EISDIR" ||
+        code === "EMLINK"
+      ) return;
       throw fileError("delete a session file", this.path, error);
     }
     try {
@@ -764,7 +807,9 @@ export class FileStore implements SessionStore {
     try {
       syncFs.unlink(file);
     } catch (error) {
-      if (!isMissing(error)) throw fileError("delete a session file", this.path, error);
+      if (!isMissing(error)) {
+        throw fileError("delete a session file", this.path, error);
+      }
     }
   }
 
@@ -776,7 +821,11 @@ export class FileStore implements SessionStore {
       if (typeof record === "string") {
         syncFs.writeNew(temp, record, null);
       } else {
-        syncFs.writeNew(temp, `${record.expiresAt}\n${record.data}`, record.expiresAt / 1000);
+        syncFs.writeNew(
+          temp,
+          `${record.expiresAt}\n${record.data}`,
+          record.expiresAt / 1000,
+        );
       }
     } catch (error) {
       throw fileError("write a session file", this.path, error);
@@ -784,7 +833,10 @@ export class FileStore implements SessionStore {
     return temp;
   }
 
-  async #writeTemp(file: string, record: StoredSession | string): Promise<string> {
+  async #writeTemp(
+    file: string,
+    record: StoredSession | string,
+  ): Promise<string> {
     const temp = this.#tempOf(file);
     let handle;
     try {
@@ -823,7 +875,8 @@ function removeQuietly(file: string): void {
 // asynchronous one did on a journaled disk; Bun's promise-based calls cost
 // about 5 µs and run on its thread pool, which gave the better p99 and as
 // many saves a second there (docs/benchmarks.md).
-const SYNC_WRITES_BY_DEFAULT = typeof (globalThis as { Deno?: unknown }).Deno === "object";
+const SYNC_WRITES_BY_DEFAULT =
+  typeof (globalThis as { Deno?: unknown }).Deno === "object";
 
 // The sweeper removes only names of the forms the engine writes, prefix + key
 // and its suffixes: an empty prefix would make it judge other programs' files
@@ -875,7 +928,10 @@ function checkSweepOptions(options: SweepOptions): void {
       `Cannot sweep as 'now' must be a number of milliseconds since the epoch: current value is ${now}`,
     );
   }
-  if (cookieAge !== undefined && (!Number.isSafeInteger(cookieAge) || cookieAge < 0)) {
+  if (
+    cookieAge !== undefined &&
+    (!Number.isSafeInteger(cookieAge) || cookieAge < 0)
+  ) {
     throw new RangeError(
       `Cannot sweep as 'cookieAge' must be a non-negative whole number of seconds: current value is ${cookieAge}`,
     );
