@@ -110,8 +110,7 @@ function wrk(port: number, seconds: number): Promise<number> {
 
 const at = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-const median = (list: number[]) =>
-  [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
+const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
 
 const rows: Row[] = [];
 spawnSync("taskset", ["-p", "-c", "1", String(process.pid)]);
@@ -138,9 +137,9 @@ for (let round = 0; round < Number(values.rounds); round++) {
         console.log(
           `round ${round + 1} ${runtime} ${mode} ${load}: ${
             writes.toFixed(0)
-          } writes/s, cheap p50 ${row.p50.toFixed(2)} ms p99 ${
-            row.p99.toFixed(2)
-          } ms max ${row.max.toFixed(1)} ms (${times.length} probes)`,
+          } writes/s, cheap p50 ${row.p50.toFixed(2)} ms p99 ${row.p99.toFixed(2)} ms max ${
+            row.max.toFixed(1)
+          } ms (${times.length} probes)`,
         );
       }
       child.kill("SIGTERM");
@@ -160,9 +159,7 @@ console.log("| --- | --- | --- | ---: | ---: | ---: | ---: |");
 for (const runtime of runtimes) {
   for (const mode of ["sync", "async"]) {
     for (const load of ["idle", "writes"]) {
-      const mine = rows.filter((r) =>
-        r.runtime === runtime && r.mode === mode && r.load === load
-      );
+      const mine = rows.filter((r) => r.runtime === runtime && r.mode === mode && r.load === load);
       console.log(
         `| ${runtime} | ${mode} | ${load} | ${
           load === "idle" ? "" : median(mine.map((r) => r.writes)).toFixed(0)

@@ -25,9 +25,7 @@ const N = Number(process.argv[3] ?? 5000);
 const dir = mkdtempSync(join(root, "fscalls-"));
 const file = join(dir, "sessionidabcdefghijklmnopqrstuvwxyz012345");
 const READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-const text = `${Date.now() + 3600_000}\ns1:${"x".repeat(43)}:${
-  JSON.stringify({ user: 42 })
-}`;
+const text = `${Date.now() + 3600_000}\ns1:${"x".repeat(43)}:${JSON.stringify({ user: 42 })}`;
 const expires = (Date.now() + 3600_000) / 1000;
 let counter = 0;
 

@@ -511,9 +511,7 @@ export class FileStore implements SessionStore {
     mustCreate = false,
   ): Promise<string> {
     const file = this.fileOf(key);
-    const contents = this.#django
-      ? await encodeDjangoSession(record.data, this.#secrets)
-      : record;
+    const contents = this.#django ? await encodeDjangoSession(record.data, this.#secrets) : record;
     const internals = INTERNALS.get(this);
     // A durable save waits for the disk (fsync), which can take milliseconds:
     // it must not block the event loop (see syncWrites).
@@ -551,9 +549,7 @@ export class FileStore implements SessionStore {
     // that a logout used is not reused while its tombstone lasts.
     if (this.#isLoggedOut(key)) {
       this.#removeLoggedOut(file);
-      throw mustCreate
-        ? new SessionExistsError()
-        : new SessionInterruptedError();
+      throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
     }
     return key;
   }
@@ -594,9 +590,7 @@ export class FileStore implements SessionStore {
     // that a logout used is not reused while its tombstone lasts.
     if (await this.#isLoggedOutAsync(key)) {
       this.#removeLoggedOut(file);
-      throw mustCreate
-        ? new SessionExistsError()
-        : new SessionInterruptedError();
+      throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
     }
     // The file's new name is an entry of the directory: durable once the
     // directory is.
@@ -875,8 +869,7 @@ function removeQuietly(file: string): void {
 // asynchronous one did on a journaled disk; Bun's promise-based calls cost
 // about 5 µs and run on its thread pool, which gave the better p99 and as
 // many saves a second there (docs/benchmarks.md).
-const SYNC_WRITES_BY_DEFAULT =
-  typeof (globalThis as { Deno?: unknown }).Deno === "object";
+const SYNC_WRITES_BY_DEFAULT = typeof (globalThis as { Deno?: unknown }).Deno === "object";
 
 // The sweeper removes only names of the forms the engine writes, prefix + key
 // and its suffixes: an empty prefix would make it judge other programs' files
