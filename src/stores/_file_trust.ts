@@ -17,10 +17,12 @@ import {
 } from "node:fs";
 import { lstat, open, unlink } from "node:fs/promises";
 import process from "node:process";
+import { type ReadHandle, syncFs } from "./_file_io.ts";
 import { errorCode, fileError, isMissing, missingDenoPermission } from "./_file_errors.ts";
 
 // Windows has neither flag, nor owners or modes to check.
-const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+const OPEN_FLAGS = (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+const READ_FLAGS = constants.O_RDONLY | OPEN_FLAGS;
 
 const utf8 = new TextDecoder();
 
@@ -166,46 +168,49 @@ export async function readTrustedFile(
   }
 }
 
-/** {@link readTrustedFile}, synchronous: for the sweeper, which judges with synchronous calls. */
+/**
+ * {@link readTrustedFile}, synchronous, through the runtime's cheapest calls
+ * (`_file_io.ts`): for the engine's loads, whose files are small, and for the
+ * sweeper, which judges with synchronous calls.
+ */
 export function readTrustedFileSync(
   file: string,
   directory: string,
   owner: number | null,
   placeholders = false,
 ): TrustedText | Unread {
-  let fd: number;
+  let handle: ReadHandle;
   try {
-    fd = openSync(file, READ_FLAGS);
+    handle = syncFs.openRead(file, OPEN_FLAGS);
   } catch (error) {
     return unopenedSync(file, directory, owner, error);
   }
   try {
-    const stats = fstatSync(fd);
-    const facts = ownershipOf(stats);
+    const facts = handle.stat();
     if (!isTrusted(facts, owner)) {
-      return placeholders && isPlaceholder(facts, stats.size, owner)
-        ? { text: "", mtimeMs: stats.mtimeMs }
+      return placeholders && isPlaceholder(facts, facts.size, owner)
+        ? { text: "", mtimeMs: facts.mtimeMs }
         : "untrusted";
     }
     // One read for a file as large as the fstat said; a short read of a
     // regular file is its end.
     const chunks: Uint8Array[] = [];
     let total = 0;
-    let size = stats.size + 1;
+    let size = facts.size + 1;
     while (true) {
       const buffer = new Uint8Array(size);
-      const length = readSync(fd, buffer, 0, size, total);
+      const length = handle.read(buffer);
       chunks.push(buffer.subarray(0, length));
       total += length;
       if (length < size) break;
       size *= 2;
     }
     const bytes = chunks.length === 1 ? chunks[0]! : concat(chunks, total);
-    return { text: utf8.decode(bytes), mtimeMs: stats.mtimeMs };
+    return { text: utf8.decode(bytes), mtimeMs: facts.mtimeMs };
   } catch (error) {
     throw fileError("read a session file", directory, error);
   } finally {
-    closeSync(fd);
+    handle.close();
   }
 }
 

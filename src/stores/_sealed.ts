@@ -16,7 +16,7 @@
 // record verified with an old one is re-signed on its next save.
 
 import type { Logger } from "../logger.ts";
-import { BadSignatureError, sign, verify } from "../signing.ts";
+import { hmacSign, hmacVerify } from "../_hmac.ts";
 import {
   createWithUniqueKey,
   type SessionStore,
@@ -31,6 +31,8 @@ const SALT = "tessera.sessions.StoredRecord";
 const MARK = "s1:";
 const SIGNATURE_LENGTH = 43;
 const HEADER_LENGTH = MARK.length + SIGNATURE_LENGTH + 1;
+// 32 bytes in base64url: the last character carries 2 bits and 4 zero bits.
+const SIGNATURE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 // The last millisecond of the year 9999: a store may keep no later expiry
 // (SQL dates), and a signed expiry must come back exactly as it was signed.
 const LAST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
@@ -77,7 +79,7 @@ class SealedStore implements SessionStore {
 
   async load(key: string): Promise<StoredSession | null> {
     const record = await this.#inner.load(key);
-    return record === null ? null : await this.#open(key, record);
+    return record === null ? null : this.#open(key, record);
   }
 
   exists(key: string): Promise<boolean> {
@@ -91,7 +93,7 @@ class SealedStore implements SessionStore {
   }
 
   async save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
-    return await this.#inner.save(key, await this.#seal(key, record), mustCreate);
+    return await this.#inner.save(key, this.#seal(key, record), mustCreate);
   }
 
   delete(key: string): Promise<void> {
@@ -102,18 +104,19 @@ class SealedStore implements SessionStore {
     return this.#inner.clearExpired();
   }
 
-  async #seal(key: string, record: StoredSession): Promise<StoredSession> {
+  // Synchronous HMAC (node:crypto): WebCrypto's promise per call cost more
+  // CPU than the HMAC itself (docs/benchmarks.md).
+  #seal(key: string, record: StoredSession): StoredSession {
     const expiresAt = Math.min(Math.floor(record.expiresAt), LAST_INSTANT);
-    const signed = await sign(message(key, expiresAt, record.data), {
-      secret: this.#options.secrets,
-      salt: SALT,
-      timestamp: false,
-    });
-    const signature = signed.slice(signed.length - SIGNATURE_LENGTH);
+    const signature = hmacSign(
+      message(key, expiresAt, record.data),
+      this.#options.secrets[0]!,
+      SALT,
+    );
     return { data: `${MARK}${signature}:${record.data}`, expiresAt };
   }
 
-  async #open(key: string, record: StoredSession): Promise<StoredSession | null> {
+  #open(key: string, record: StoredSession): StoredSession | null {
     const text = record.data;
     if (!text.startsWith(MARK) || text.charCodeAt(HEADER_LENGTH - 1) !== 58 /* ":" */) {
       if (this.#options.acceptUnsigned) {
@@ -126,15 +129,15 @@ class SealedStore implements SessionStore {
     }
     const data = text.slice(HEADER_LENGTH);
     const signature = text.slice(MARK.length, HEADER_LENGTH - 1);
-    let secretIndex: number;
-    try {
-      ({ secretIndex } = await verify(`${message(key, record.expiresAt, data)}:${signature}`, {
-        secret: this.#options.secrets,
-        salt: SALT,
-        timestamp: false,
-      }));
-    } catch (error) {
-      if (!(error instanceof BadSignatureError)) throw error;
+    const secretIndex = SIGNATURE.test(signature)
+      ? hmacVerify(
+        message(key, record.expiresAt, data),
+        Uint8Array.fromBase64(signature, { alphabet: "base64url" }),
+        this.#options.secrets,
+        SALT,
+      )
+      : -1;
+    if (secretIndex === -1) {
       this.#options.logger.warn(
         "A stored session whose signature does not verify was ignored (SuspiciousSession): it was changed, moved to another key, or signed with another secret",
       );

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { constants, statSync } from "node:fs";
+import { closeSync, constants, futimesSync, openSync, statSync } from "node:fs";
 import { link, lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,12 +22,11 @@ import { LONGEST_TEMP_TAIL, sweepFiles } from "./_file_sweep.ts";
 import {
   isPlaceholder,
   isTrusted,
-  ownershipOf,
   processUser,
-  readTrusted,
-  readTrustedFile,
+  readTrustedFileSync,
   untrustedWarning,
 } from "./_file_trust.ts";
+import { syncFs } from "./_file_io.ts";
 import {
   decodeDjangoSession,
   djangoFileExpiresAt,
@@ -99,6 +98,14 @@ export interface FileStoreOptions {
    */
   durable?: boolean;
   /**
+   * Whether a save makes its file calls synchronously (least CPU) or
+   * promise-based (other requests run while a slow disk works). A `durable`
+   * store always saves promise-based; see docs/benchmarks.md.
+   *
+   * @default {true on Deno, false on Bun and elsewhere}
+   */
+  syncWrites?: boolean;
+  /**
    * `"django"` keeps the files as Django's file engine does
    * (`SESSION_ENGINE = "django.contrib.sessions.backends.file"`), so that a
    * Django app on the same directory, run by the same OS user, with the same
@@ -124,11 +131,15 @@ const TOMBSTONE_MARK = ".gone";
 // name). Most file systems refuse a name over 255 bytes (NAME_MAX).
 const NAME_MAX = 255;
 const LONGEST_KEY = 40;
-const LONGEST_SUFFIX = Math.max(TEMP_MARK.length + LONGEST_TEMP_TAIL, TOMBSTONE_MARK.length);
+const LONGEST_SUFFIX = Math.max(
+  TEMP_MARK.length + LONGEST_TEMP_TAIL,
+  TOMBSTONE_MARK.length,
+);
 const LONGEST_PREFIX = NAME_MAX - LONGEST_KEY - LONGEST_SUFFIX;
 // A tombstone is made without following a symlink or blocking on a FIFO
 // planted at its name.
-const TOMBSTONE_FLAGS = constants.O_WRONLY | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0) |
+const TOMBSTONE_FLAGS = constants.O_WRONLY | constants.O_CREAT |
+  (constants.O_NOFOLLOW ?? 0) |
   (constants.O_NONBLOCK ?? 0);
 
 /** Points in a save where tests pause it, to run a race deterministically. */
@@ -147,7 +158,10 @@ const INTERNALS = new WeakMap<FileStore, FileStoreInternals>();
  * setFileStoreInternals(store, { beforeRename: () => store.delete(key) });
  * ```
  */
-export function setFileStoreInternals(store: FileStore, internals: FileStoreInternals): void {
+export function setFileStoreInternals(
+  store: FileStore,
+  internals: FileStoreInternals,
+): void {
   INTERNALS.set(store, internals);
 }
 
@@ -217,6 +231,7 @@ export class FileStore implements SessionStore {
   readonly #prefixGiven: boolean;
   readonly #staleTempAfter: number;
   readonly #durable: boolean;
+  readonly #syncWrites: boolean;
   readonly #django: boolean;
   #secrets: readonly string[] = [];
   #cookieAge = 1_209_600;
@@ -245,7 +260,9 @@ export class FileStore implements SessionStore {
       // Deno without --allow-read: the directory may well exist.
       const permission = missingDenoPermission(error, "read");
       if (permission !== undefined) {
-        throw new Error(denoPermissionMessage("store sessions", path, permission));
+        throw new Error(
+          denoPermissionMessage("store sessions", path, permission),
+        );
       }
     }
     if (!isDirectory) {
@@ -253,7 +270,9 @@ export class FileStore implements SessionStore {
         `Cannot store sessions in '${path}' as it is not an existing directory: create it or pass another 'path' to FileStore`,
       );
     }
-    if (options.prefix !== undefined && !/^[A-Za-z0-9_-]*$/.test(options.prefix)) {
+    if (
+      options.prefix !== undefined && !/^[A-Za-z0-9_-]*$/.test(options.prefix)
+    ) {
       throw new TypeError(
         `Cannot create a FileStore as 'prefix' must hold only letters, digits, '_' and '-': current value is ${
           JSON.stringify(options.prefix)
@@ -276,6 +295,18 @@ export class FileStore implements SessionStore {
       );
     }
     this.#durable = options.durable ?? false;
+    if (
+      options.syncWrites !== undefined &&
+      typeof options.syncWrites !== "boolean"
+    ) {
+      throw new TypeError(
+        `Cannot create a FileStore as 'syncWrites' must be true or false: current value is ${
+          JSON.stringify(options.syncWrites)
+        }`,
+      );
+    }
+    this.#syncWrites = !this.#durable &&
+      (options.syncWrites ?? SYNC_WRITES_BY_DEFAULT);
     this.#django = isDjangoFormat(options.format, "FileStore");
     this.path = path;
     this.#prefix = options.prefix ?? "sessionid";
@@ -372,7 +403,9 @@ export class FileStore implements SessionStore {
    */
   fileOf(key: string): string {
     if (!isValidKey(key)) {
-      throw new TypeError("Cannot build a session file name as the key is not a session key");
+      throw new TypeError(
+        "Cannot build a session file name as the key is not a session key",
+      );
     }
     return join(this.path, this.#prefix + key);
   }
@@ -392,13 +425,19 @@ export class FileStore implements SessionStore {
   async load(key: string): Promise<StoredSession | null> {
     if (!isValidKey(key)) return null;
     if (this.#django) return await this.#loadDjango(key);
-    const text = await readTrusted(this.fileOf(key), this.path, await this.#user());
-    if (text === "missing") return null;
-    if (text === "untrusted") {
+    // Synchronous: a session file is small and in the page cache, and a
+    // promise-based call costs more CPU than the read (docs/benchmarks.md).
+    const read = readTrustedFileSync(
+      this.fileOf(key),
+      this.path,
+      await this.#user(),
+    );
+    if (read === "missing") return null;
+    if (read === "untrusted") {
       this.#logger.warn(untrustedWarning(this.path));
       return null;
     }
-    const record = parseRecord(text);
+    const record = parseRecord(read.text);
     if (record === null) {
       this.#logger.warn(`A corrupt session file in '${this.path}' was ignored`);
       return null;
@@ -406,7 +445,7 @@ export class FileStore implements SessionStore {
     if (record.expiresAt <= Date.now()) return null;
     // A file read in the instant between a racing update's rename and its
     // own check of the tombstone is already logged out.
-    return await this.#isLoggedOut(key) ? null : record;
+    return this.#isLoggedOut(key) ? null : record;
   }
 
   /**
@@ -423,22 +462,21 @@ export class FileStore implements SessionStore {
   async exists(key: string): Promise<boolean> {
     if (!isValidKey(key)) return false;
     const owner = await this.#user();
-    let trusted: boolean;
+    let facts;
     try {
-      const stats = await lstat(this.fileOf(key));
-      const facts = ownershipOf(stats);
-      // Django creates a session's file empty first: the key is taken.
-      trusted = isTrusted(facts, owner) ||
-        (this.#django && isPlaceholder(facts, stats.size, owner));
+      facts = syncFs.lstat(this.fileOf(key));
     } catch (error) {
-      if (isMissing(error)) return false;
       throw fileError("check a session file", this.path, error);
     }
+    if (facts === null) return false;
+    // Django creates a session's file empty first: the key is taken.
+    const trusted = isTrusted(facts, owner) ||
+      (this.#django && isPlaceholder(facts, facts.size, owner));
     if (!trusted) {
       this.#logger.warn(untrustedWarning(this.path));
       return false;
     }
-    return !await this.#isLoggedOut(key);
+    return !this.#isLoggedOut(key);
   }
 
   /**
@@ -467,12 +505,63 @@ export class FileStore implements SessionStore {
    * await store.save("abcdefgh12345678", { data: "{}", expiresAt: Date.now() + 60_000 }, true);
    * ```
    */
-  async save(key: string, record: StoredSession, mustCreate = false): Promise<string> {
+  async save(
+    key: string,
+    record: StoredSession,
+    mustCreate = false,
+  ): Promise<string> {
     const file = this.fileOf(key);
-    const temp = await this.#writeTemp(
-      file,
-      this.#django ? await encodeDjangoSession(record.data, this.#secrets) : record,
-    );
+    const contents = this.#django ? await encodeDjangoSession(record.data, this.#secrets) : record;
+    const internals = INTERNALS.get(this);
+    // A durable save waits for the disk (fsync), which can take milliseconds:
+    // it must not block the event loop (see syncWrites).
+    if (!this.#syncWrites) {
+      return await this.#saveAsync(key, file, contents, mustCreate);
+    }
+    const temp = this.#writeTempSync(file, contents);
+    let tempInPlace = false;
+    try {
+      if (mustCreate) {
+        // link() fails if the name exists: an exclusive create that, unlike
+        // open(O_EXCL), never shows an empty file to a reader.
+        syncFs.link(temp, file);
+      } else {
+        // Django's UpdateError: a session another request deleted stays deleted.
+        syncFs.stat(file);
+        if (internals?.beforeRename !== undefined) {
+          await internals.beforeRename(file);
+        }
+        syncFs.rename(temp, file);
+        tempInPlace = true;
+      }
+    } catch (error) {
+      if (mustCreate && errorCode(error) === "EEXIST") {
+        throw new SessionExistsError();
+      }
+      if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
+      throw fileError("write a session file", this.path, error);
+    } finally {
+      if (!tempInPlace) removeQuietly(temp);
+    }
+    // A logout may have landed between the check above and the rename: its
+    // tombstone, made before it removed the file, is there now. The file this
+    // save put in place is removed again, so the logout stands. A new key
+    // that a logout used is not reused while its tombstone lasts.
+    if (this.#isLoggedOut(key)) {
+      this.#removeLoggedOut(file);
+      throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
+    }
+    return key;
+  }
+
+  // save() with promise-based calls (see syncWrites).
+  async #saveAsync(
+    key: string,
+    file: string,
+    contents: StoredSession | string,
+    mustCreate: boolean,
+  ): Promise<string> {
+    const temp = await this.#writeTemp(file, contents);
     let tempInPlace = false;
     try {
       if (mustCreate) {
@@ -487,7 +576,9 @@ export class FileStore implements SessionStore {
         tempInPlace = true;
       }
     } catch (error) {
-      if (mustCreate && errorCode(error) === "EEXIST") throw new SessionExistsError();
+      if (mustCreate && errorCode(error) === "EEXIST") {
+        throw new SessionExistsError();
+      }
       if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
       throw fileError("write a session file", this.path, error);
     } finally {
@@ -497,8 +588,8 @@ export class FileStore implements SessionStore {
     // tombstone, made before it removed the file, is there now. The file this
     // save put in place is removed again, so the logout stands. A new key
     // that a logout used is not reused while its tombstone lasts.
-    if (await this.#isLoggedOut(key)) {
-      await this.#removeLoggedOut(file);
+    if (await this.#isLoggedOutAsync(key)) {
+      this.#removeLoggedOut(file);
       throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
     }
     // The file's new name is an entry of the directory: durable once the
@@ -526,12 +617,8 @@ export class FileStore implements SessionStore {
     // The tombstone first, the file second: a save whose rename lands after
     // the unlink finds the tombstone when it checks after its rename, and
     // one that lands before is undone by the unlink.
-    await this.#markLoggedOut(file);
-    try {
-      await unlink(file);
-    } catch (error) {
-      if (!isMissing(error)) throw fileError("delete a session file", this.path, error);
-    }
+    this.#markLoggedOut(file);
+    this.#removeLoggedOut(file);
     if (this.#durable) await this.#syncDirectory("delete a session file");
   }
 
@@ -616,7 +703,7 @@ export class FileStore implements SessionStore {
   // expires at its custom expiry, else at the file's mtime plus cookieAge.
   async #loadDjango(key: string): Promise<StoredSession | null> {
     const file = this.fileOf(key);
-    const read = await readTrustedFile(file, this.path, await this.#user(), true);
+    const read = readTrustedFileSync(file, this.path, await this.#user(), true);
     if (read === "missing") return null;
     if (read === "untrusted") {
       this.#logger.warn(untrustedWarning(this.path));
@@ -627,19 +714,26 @@ export class FileStore implements SessionStore {
       logger: this.#logger,
     });
     if (decoded === null) return null;
-    const expiresAt = djangoFileExpiresAt(decoded.expiry, read.mtimeMs, this.#cookieAge);
+    const expiresAt = djangoFileExpiresAt(
+      decoded.expiry,
+      read.mtimeMs,
+      this.#cookieAge,
+    );
     if (expiresAt <= Date.now()) return null;
-    if (await this.#isLoggedOut(key)) {
+    if (this.#isLoggedOut(key)) {
       // Django knows no tombstones: its save racing a logout here can put
       // the file back. The logout stands, for Django too.
-      await this.#removeLoggedOut(file);
+      this.#removeLoggedOut(file);
       return null;
     }
     return djangoStoredSession(decoded, expiresAt);
   }
 
   #user(): Promise<number | null> {
-    return processUser(() => this.#tempOf(this.fileOf(generateKey())), this.path);
+    return processUser(
+      () => this.#tempOf(this.fileOf(generateKey())),
+      this.path,
+    );
   }
 
   #tempOf(file: string): string {
@@ -648,7 +742,15 @@ export class FileStore implements SessionStore {
 
   // Anything at the tombstone's name counts, whatever it is: a name that is
   // taken cannot be made a tombstone, but it must not let a logout be undone.
-  async #isLoggedOut(key: string): Promise<boolean> {
+  #isLoggedOut(key: string): boolean {
+    try {
+      return syncFs.lstat(this.fileOf(key) + TOMBSTONE_MARK) !== null;
+    } catch (error) {
+      throw fileError("check a session file", this.path, error);
+    }
+  }
+
+  async #isLoggedOutAsync(key: string): Promise<boolean> {
     try {
       await lstat(this.fileOf(key) + TOMBSTONE_MARK);
       return true;
@@ -658,25 +760,28 @@ export class FileStore implements SessionStore {
     }
   }
 
-  async #markLoggedOut(file: string): Promise<void> {
-    let handle;
+  #markLoggedOut(file: string): void {
+    let fd: number;
     try {
-      handle = await open(file + TOMBSTONE_MARK, TOMBSTONE_FLAGS, 0o600);
+      fd = openSync(file + TOMBSTONE_MARK, TOMBSTONE_FLAGS, 0o600);
     } catch (error) {
       // A symlink, FIFO or directory planted at the name still counts as a
       // tombstone (see #isLoggedOut).
       const code = errorCode(error);
-      if (code === "ELOOP" || code === "ENXIO" || code === "EISDIR" || code === "EMLINK") return;
+      if (
+        code === "ELOOP" || code === "ENXIO" || code === "EISDIR" ||
+        code === "EMLINK"
+      ) return;
       throw fileError("delete a session file", this.path, error);
     }
     try {
       // A tombstone left by an earlier logout of the key counts from now.
       const now = Date.now() / 1000;
-      await handle.utimes(now, now);
+      futimesSync(fd, now, now);
     } catch (error) {
       throw fileError("delete a session file", this.path, error);
     } finally {
-      await handle.close().catch(() => {});
+      closeSync(fd);
     }
   }
 
@@ -692,17 +797,40 @@ export class FileStore implements SessionStore {
     }
   }
 
-  async #removeLoggedOut(file: string): Promise<void> {
+  #removeLoggedOut(file: string): void {
     try {
-      await unlink(file);
+      syncFs.unlink(file);
     } catch (error) {
-      if (!isMissing(error)) throw fileError("delete a session file", this.path, error);
+      if (!isMissing(error)) {
+        throw fileError("delete a session file", this.path, error);
+      }
     }
   }
 
   // A record in the native format; in Django's, the file's text alone, and
   // the mtime stays the time of the write, as Django keeps it.
-  async #writeTemp(file: string, record: StoredSession | string): Promise<string> {
+  #writeTempSync(file: string, record: StoredSession | string): string {
+    const temp = this.#tempOf(file);
+    try {
+      if (typeof record === "string") {
+        syncFs.writeNew(temp, record, null);
+      } else {
+        syncFs.writeNew(
+          temp,
+          `${record.expiresAt}\n${record.data}`,
+          record.expiresAt / 1000,
+        );
+      }
+    } catch (error) {
+      throw fileError("write a session file", this.path, error);
+    }
+    return temp;
+  }
+
+  async #writeTemp(
+    file: string,
+    record: StoredSession | string,
+  ): Promise<string> {
     const temp = this.#tempOf(file);
     let handle;
     try {
@@ -727,6 +855,21 @@ export class FileStore implements SessionStore {
     return temp;
   }
 }
+
+function removeQuietly(file: string): void {
+  try {
+    syncFs.unlink(file);
+  } catch {
+    // gone already, or left for the sweeper (staleTempAfter)
+  }
+}
+
+// On Deno a promise-based node:fs call costs 15-20 µs of CPU, several times
+// the syscall, and a synchronous save held a cheap endpoint's p99 where the
+// asynchronous one did on a journaled disk; Bun's promise-based calls cost
+// about 5 µs and run on its thread pool, which gave the better p99 and as
+// many saves a second there (docs/benchmarks.md).
+const SYNC_WRITES_BY_DEFAULT = typeof (globalThis as { Deno?: unknown }).Deno === "object";
 
 // The sweeper removes only names of the forms the engine writes, prefix + key
 // and its suffixes: an empty prefix would make it judge other programs' files
@@ -778,7 +921,10 @@ function checkSweepOptions(options: SweepOptions): void {
       `Cannot sweep as 'now' must be a number of milliseconds since the epoch: current value is ${now}`,
     );
   }
-  if (cookieAge !== undefined && (!Number.isSafeInteger(cookieAge) || cookieAge < 0)) {
+  if (
+    cookieAge !== undefined &&
+    (!Number.isSafeInteger(cookieAge) || cookieAge < 0)
+  ) {
     throw new RangeError(
       `Cannot sweep as 'cookieAge' must be a non-negative whole number of seconds: current value is ${cookieAge}`,
     );
