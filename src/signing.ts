@@ -111,11 +111,6 @@ export interface SignOptions {
   /**
    * The secret (Django's `SECRET_KEY`), or a list whose first entry signs.
    * Use a long random string; `withSessions` requires 32 bytes or more.
-   *
-   * @example
-   * ```ts
-   * const secret = ["the-current-secret", "the-previous-secret"];
-   * ```
    */
   secret: string | readonly string[];
   /**
@@ -125,10 +120,6 @@ export interface SignOptions {
    * @default {"django.core.signing"} for dumps/loads; for sign/unsign,
    * `"django.core.signing.TimestampSigner"` (or `"django.core.signing.Signer"`
    * with `timestamp: false`), as Django's classes name themselves
-   * @example
-   * ```ts
-   * const salt = "django.contrib.sessions.backends.signed_cookies";
-   * ```
    */
   salt?: string;
   /**
@@ -137,10 +128,6 @@ export interface SignOptions {
    * which then never expires.
    *
    * @default {true}
-   * @example
-   * ```ts
-   * const timestamp = false;
-   * ```
    */
   timestamp?: boolean;
   /**
@@ -148,10 +135,6 @@ export interface SignOptions {
    * whole seconds. For tests and for reproducing a value.
    *
    * @default {Date.now()}
-   * @example
-   * ```ts
-   * const now = Date.UTC(2030, 0, 1);
-   * ```
    */
   now?: number;
 }
@@ -172,10 +155,6 @@ export interface DumpsOptions extends SignOptions {
    * one byte shorter; a compressed payload starts with `.`.
    *
    * @default {false}
-   * @example
-   * ```ts
-   * const compress = true;
-   * ```
    */
   compress?: boolean;
 }
@@ -194,11 +173,6 @@ export interface UnsignOptions {
   /**
    * The secrets any of which may have signed the value, the current one
    * first (Django's `SECRET_KEY` then `SECRET_KEY_FALLBACKS`).
-   *
-   * @example
-   * ```ts
-   * const secret = ["the-current-secret", "the-previous-secret"];
-   * ```
    */
   secret: string | readonly string[];
   /**
@@ -207,20 +181,12 @@ export interface UnsignOptions {
    * @default {"django.core.signing"} for dumps/loads; for sign/unsign,
    * `"django.core.signing.TimestampSigner"` (or `"django.core.signing.Signer"`
    * with `timestamp: false`)
-   * @example
-   * ```ts
-   * const salt = "django.contrib.sessions.backends.signed_cookies";
-   * ```
    */
   salt?: string;
   /**
    * Whether the value carries a timestamp; must match how it was signed.
    *
    * @default {true}
-   * @example
-   * ```ts
-   * const timestamp = false;
-   * ```
    */
   timestamp?: boolean;
   /**
@@ -229,20 +195,12 @@ export interface UnsignOptions {
    * it, any age is accepted.
    *
    * @default {undefined}
-   * @example
-   * ```ts
-   * const maxAge = 60 * 60 * 24;
-   * ```
    */
   maxAge?: number;
   /**
    * The current time in milliseconds since the epoch, for the age check.
    *
    * @default {Date.now()}
-   * @example
-   * ```ts
-   * const now = Date.UTC(2030, 0, 1);
-   * ```
    */
   now?: number;
 }
@@ -263,10 +221,6 @@ export interface LoadsOptions extends UnsignOptions {
    * payload throws a `RangeError` and inflating stops there.
    *
    * @default {1048576} one MiB
-   * @example
-   * ```ts
-   * const maxSize = 65_536;
-   * ```
    */
   maxSize?: number;
 }
@@ -284,40 +238,17 @@ export interface LoadsOptions extends UnsignOptions {
 export interface Verified {
   /**
    * The value that was signed.
-   *
-   * @example
-   * ```ts
-   * const value = "hello";
-   * ```
    */
   value: string;
   /**
    * When it was signed, in whole seconds since the epoch; `null` for a value
    * signed with `timestamp: false`.
-   *
-   * @example
-   * ```ts
-   * import { sign, verify } from "@tessera/sessions";
-   *
-   * const secret = "the-current-secret";
-   * const { timestamp } = await verify(await sign("hello", { secret }), { secret });
-   * const signedAt = new Date(timestamp! * 1000);
-   * ```
    */
   timestamp: number | null;
   /**
    * The position in the `secret` list of the secret that verified it: `0`
    * is the current secret, more means an old one, and the value should be
    * signed again.
-   *
-   * @example
-   * ```ts
-   * import { sign, verify } from "@tessera/sessions";
-   *
-   * const secret = ["the-current-secret", "the-previous-secret"];
-   * const token = await sign("hello", { secret: "the-previous-secret" });
-   * const stale = (await verify(token, { secret })).secretIndex > 0;
-   * ```
    */
   secretIndex: number;
 }
@@ -336,30 +267,15 @@ export interface LoadedJson {
   /**
    * The JSON text as it was signed (non-ASCII characters may be `\uXXXX`
    * escapes).
-   *
-   * @example
-   * ```ts
-   * const data = JSON.parse('{"a":1}');
-   * ```
    */
   json: string;
   /**
    * When it was signed, in whole seconds since the epoch; `null` without a
    * timestamp.
-   *
-   * @example
-   * ```ts
-   * const timestamp = 1_700_000_000;
-   * ```
    */
   timestamp: number | null;
   /**
    * The position of the secret that verified it; above `0` means an old one.
-   *
-   * @example
-   * ```ts
-   * const secretIndex = 0;
-   * ```
    */
   secretIndex: number;
 }

@@ -28,7 +28,6 @@ import {
 import { Browser } from "./_browser.ts";
 import { RecordingLogger } from "./_config.ts";
 import {
-  DEFAULT_AUTH_HASH,
   type DjangoServer,
   type DjangoSettings,
   ensureDjango,
@@ -42,7 +41,6 @@ import { serve, type TestServer } from "./_server.ts";
 
 const SECRET = "tessera-live-django-secret-key-0123456789abcdef";
 const COOKIE = "shared_sid";
-const AUTH_HASH = DEFAULT_AUTH_HASH;
 
 /** What an engine sets up in a fresh temp directory: both sides on the same records. */
 interface Shared {

@@ -62,14 +62,6 @@ export class CookieStore implements SessionStore {
   /**
    * Always true: a signed cookie expires by its timestamp, and the server
    * has nothing to sweep.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { CookieStore } from "@tessera/sessions";
-   *
-   * assert.equal(new CookieStore().expiresOnItsOwn, true);
-   * ```
    */
   readonly expiresOnItsOwn = true;
   /**

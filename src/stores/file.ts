@@ -60,20 +60,12 @@ export interface FileStoreOptions {
    * The directory of the session files (`SESSION_FILE_PATH`). It must exist.
    *
    * @default {os.tmpdir()}
-   * @example
-   * ```ts
-   * const path = "./sessions";
-   * ```
    */
   path?: string;
   /**
    * The start of every session file's name.
    *
    * @default {the cookieName given to withSessions, "sessionid" by default}
-   * @example
-   * ```ts
-   * const prefix = "myapp_";
-   * ```
    */
   prefix?: string;
   /**
@@ -82,10 +74,6 @@ export interface FileStoreOptions {
    * for well under a second.
    *
    * @default {60000}
-   * @example
-   * ```ts
-   * const staleTempAfter = 5 * 60_000;
-   * ```
    */
   staleTempAfter?: number;
   /**
@@ -218,13 +206,6 @@ export function setFileStoreInternals(
 export class FileStore implements SessionStore {
   /**
    * The directory of the session files.
-   *
-   * @example
-   * ```ts
-   * import { FileStore } from "@tessera/sessions";
-   *
-   * console.log(new FileStore().path);
-   * ```
    */
   readonly path: string;
   #prefix: string;

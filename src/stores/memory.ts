@@ -25,10 +25,6 @@ export interface MemoryStoreOptions {
    * dropped, so a flood of new sessions cannot exhaust memory.
    *
    * @default {10000}
-   * @example
-   * ```ts
-   * const maxEntries = 100_000;
-   * ```
    */
   maxEntries?: number;
 }
@@ -50,14 +46,6 @@ export interface MemoryStoreOptions {
 export class MemoryStore implements SessionStore {
   /**
    * The most sessions kept at once.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { MemoryStore } from "@tessera/sessions";
-   *
-   * assert.equal(new MemoryStore().maxEntries, 10_000);
-   * ```
    */
   readonly maxEntries: number;
   // A Map iterates in insertion order: re-inserting on use keeps the least
