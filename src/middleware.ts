@@ -10,7 +10,21 @@ import { resolveOptions, type SessionOptions } from "./options.ts";
 import type { SessionData } from "./serializer.ts";
 import type { Session } from "./session.ts";
 
-const exchanges = new WeakMap<Request, SessionExchange>();
+// Each request's exchange rides on the Request itself, under a symbol no one
+// else holds: on Deno a WeakMap entry per request cost about 2.7 us and a
+// share of the garbage collector's time (bench/README.md). A Request that
+// cannot take a property (a frozen one) falls back to the WeakMap.
+const EXCHANGE: unique symbol = Symbol("tessera.exchange");
+const fallback = new WeakMap<Request, SessionExchange>();
+
+function attach(req: Request, exchange: SessionExchange): void {
+  try {
+    // configurable: a nested withSessions replaces it for its own handler.
+    Object.defineProperty(req, EXCHANGE, { value: exchange, configurable: true });
+  } catch {
+    fallback.set(req, exchange);
+  }
+}
 
 /**
  * Wraps a fetch handler so that `getSession(req)` works inside it. The
@@ -64,7 +78,7 @@ export function withSessions<A extends unknown[], R extends Response | undefined
   const resolved = resolveOptions(options);
   return async function handleWithSessions(req: Request, ...rest: A): Promise<R> {
     const exchange = new SessionExchange(resolved, req.headers.get("cookie"));
-    exchanges.set(req, exchange);
+    attach(req, exchange);
     let response: R;
     try {
       response = await handler(req, ...rest);
@@ -160,7 +174,7 @@ export function getSession<T extends object = SessionData>(req: Request): Promis
 }
 
 function exchangeOf(req: Request, action: string): SessionExchange {
-  const exchange = exchanges.get(req);
+  const exchange = (req as { [EXCHANGE]?: SessionExchange })[EXCHANGE] ?? fallback.get(req);
   if (exchange === undefined) {
     throw new Error(
       `Cannot ${action} as this request is not being handled inside withSessions(): wrap the fetch handler with withSessions(handler) and pass the Request it received`,
