@@ -93,7 +93,9 @@ interface Statements {
   pruneGenerations: string;
 }
 
-// The statements both engines run, in their placeholders.
+// The statements both engines run, in their placeholders. A write of an
+// entry takes [user, id, entry, expires at, old id, now] in every one of
+// its statements, so that PostgreSQL can join them into one.
 function statements(prefix: string, d: Dialect): Statements {
   const s = `"${prefix}session"`;
   const g = `"${prefix}generation"`;
@@ -108,14 +110,15 @@ WHERE user_hash = ${d.p(1, "text")} AND session_id = ${d.p(2, "text")} AND expir
 VALUES (${d.p(1, "text")}, ${d.p(2, "text")}, ${d.p(3, "text")}, ${d.p(4, "bigint")})
 ON CONFLICT (user_hash, session_id) DO UPDATE SET entry = excluded.entry, expires_at = excluded.expires_at`,
     removeOld: `DELETE FROM ${s} WHERE user_hash = ${d.p(1, "text")} AND session_id = ${
-      d.p(2, "text")
+      d.p(5, "text")
     }`,
-    // The user's own expired rows, and a bounded batch of anyone's.
-    prune: `DELETE FROM ${s} WHERE expires_at <= ${d.p(2, "bigint")} AND (user_hash = ${
-      d.p(1, "text")
-    } OR (user_hash, session_id) IN (
+    // The user's own expired rows, and a bounded batch of anyone's; never
+    // the row being written (PostgreSQL runs both in one statement).
+    prune: `DELETE FROM ${s} WHERE expires_at <= ${d.p(6, "bigint")} AND session_id <> ${
+      d.p(2, "text")
+    } AND (user_hash = ${d.p(1, "text")} OR (user_hash, session_id) IN (
   SELECT user_hash, session_id FROM ${s} WHERE expires_at <= ${
-      d.p(2, "bigint")
+      d.p(6, "bigint")
     } LIMIT ${PRUNE_BATCH}))`,
     // Only the rows this statement deleted are returned: of two removers
     // racing for a row, one gets it.
@@ -160,7 +163,10 @@ export function checkPrefix(prefix: unknown): string {
   return prefix;
 }
 
-// The parts both engines share: what a row means.
+type Rows = readonly PostgresRow[];
+
+// The parts both engines share: what a row means. Each engine makes the
+// three writes atomic its own way.
 abstract class SqlBackend implements UserBackend {
   readonly #recordKey: RecordKey;
   readonly #generationLifetime: number;
@@ -170,15 +176,21 @@ abstract class SqlBackend implements UserBackend {
     this.#generationLifetime = generationLifetime;
   }
 
-  protected abstract run(
-    text: keyof Statements,
+  protected abstract read(
+    name: "entries" | "entry" | "generation",
     parameters: string[],
-  ): Promise<readonly PostgresRow[]>;
-  protected abstract transaction<T>(body: () => Promise<T>): Promise<T>;
+  ): Promise<Rows>;
+  // Drops the entry of `old id` (or none for ""), sets the new one, prunes;
+  // parameters: [user, id, entry, expires at, old id, now].
+  protected abstract write(parameters: string[]): Promise<void>;
+  // Deletes the live entries of a user that `select` picks; returns them.
+  protected abstract delete(user: string, select: (id: string) => boolean): Promise<Rows>;
+  // Parameters: [user, now, expires at]; returns the bump's row.
+  protected abstract increment(parameters: string[]): Promise<Rows>;
 
   async entries(userId: string): Promise<Record<string, Entry>> {
     const user = await this.#recordKey("u", userId);
-    const rows = await this.run("entries", [user, String(Date.now())]);
+    const rows = await this.read("entries", [user, String(Date.now())]);
     const entries: Record<string, Entry> = {};
     for (const row of rows) {
       const entry = parseEntry(row.entry);
@@ -189,7 +201,7 @@ abstract class SqlBackend implements UserBackend {
 
   async generation(userId: string): Promise<Generation> {
     const user = await this.#recordKey("g", userId);
-    const [row] = await this.run("generation", [user, String(Date.now())]);
+    const [row] = await this.read("generation", [user, String(Date.now())]);
     if (row === undefined) return { g: 0, at: 0 };
     const generation = { g: Number(row.g), at: Number(row.at) };
     if (
@@ -205,15 +217,7 @@ abstract class SqlBackend implements UserBackend {
   async bump(userId: string): Promise<number> {
     const user = await this.#recordKey("g", userId);
     const now = Date.now();
-    const [row] = await this.transaction(async () => {
-      const rows = await this.run("bump", [
-        user,
-        String(now),
-        String(now + this.#generationLifetime),
-      ]);
-      await this.run("pruneGenerations", [String(now)]);
-      return rows;
-    });
+    const [row] = await this.increment([user, String(now), String(now + this.#generationLifetime)]);
     const generation = Number(row?.g);
     if (!Number.isSafeInteger(generation)) {
       throw new Error("Cannot read a user's generation as its record is damaged");
@@ -228,25 +232,25 @@ abstract class SqlBackend implements UserBackend {
     make: (previous: Entry | undefined) => Entry,
   ): Promise<void> {
     const user = await this.#recordKey("u", userId);
-    await this.transaction(async () => {
-      const now = Date.now();
-      const [row] = await this.run("entry", [user, id, String(now)]);
-      const entry = make(parseEntry(row?.entry) ?? undefined);
-      if (oldId !== null) await this.run("removeOld", [user, oldId]);
-      await this.run("upsert", [user, id, JSON.stringify(entry), String(Math.floor(entry.e))]);
-      await this.run("prune", [user, String(now)]);
-    });
+    const now = Date.now();
+    // Only the creation time comes from the previous entry: a write racing
+    // with this one is a save of the same session, never another's entry.
+    const [row] = await this.read("entry", [user, id, String(now)]);
+    const entry = make(parseEntry(row?.entry) ?? undefined);
+    await this.write([
+      user,
+      id,
+      JSON.stringify(entry),
+      String(Math.floor(entry.e)),
+      oldId ?? "",
+      String(now),
+    ]);
   }
 
   async remove(userId: string, select: (id: string) => boolean): Promise<Entry[]> {
     const user = await this.#recordKey("u", userId);
-    return await this.transaction(async () => {
-      const rows = await this.run("entries", [user, String(Date.now())]);
-      const chosen = rows.map((row) => String(row.session_id)).filter((id) => select(id));
-      if (chosen.length === 0) return [];
-      const removed = await this.run("remove", [user, JSON.stringify(chosen)]);
-      return removed.map((row) => parseEntry(row.entry)).filter((entry) => entry !== null);
-    });
+    const removed = await this.delete(user, select);
+    return removed.map((row) => parseEntry(row.entry)).filter((entry) => entry !== null);
   }
 }
 
@@ -254,7 +258,6 @@ abstract class SqlBackend implements UserBackend {
 export class SqliteBackend extends SqlBackend {
   readonly #db: DatabaseSync;
   readonly #statements: Record<keyof Statements, Prepared>;
-  #queue: Promise<void> = Promise.resolve();
 
   constructor(
     options: SqliteUserIndexOptions,
@@ -308,32 +311,56 @@ export class SqliteBackend extends SqlBackend {
     }
   }
 
-  protected run(name: keyof Statements, parameters: string[]): Promise<readonly PostgresRow[]> {
+  protected read(name: "entries" | "entry" | "generation", parameters: string[]): Promise<Rows> {
+    return Promise.resolve(this.#run(name, parameters));
+  }
+
+  protected write(parameters: string[]): Promise<void> {
+    this.#atomically(() => {
+      this.#run("removeOld", parameters);
+      this.#run("upsert", parameters);
+      this.#run("prune", parameters);
+    });
+    return Promise.resolve();
+  }
+
+  protected delete(user: string, select: (id: string) => boolean): Promise<Rows> {
+    return Promise.resolve(this.#atomically(() => {
+      const rows = this.#run("entries", [user, String(Date.now())]);
+      const chosen = rows.map((row) => String(row.session_id)).filter((id) => select(id));
+      return chosen.length === 0 ? [] : this.#run("remove", [user, JSON.stringify(chosen)]);
+    }));
+  }
+
+  protected increment(parameters: string[]): Promise<Rows> {
+    return Promise.resolve(this.#atomically(() => {
+      const rows = this.#run("bump", parameters);
+      this.#run("pruneGenerations", [parameters[1]!]);
+      return rows;
+    }));
+  }
+
+  #run(name: keyof Statements, parameters: string[]): Rows {
     // Every value is bound as text; the columns' integer affinity stores
     // the numbers as integers.
     const { statement, order, rows } = this.#statements[name];
     const values = order.map((n) => parameters[n - 1]!);
-    return Promise.resolve(
-      rows ? statement.all(...values) as PostgresRow[] : (statement.run(...values), []),
-    );
+    return rows ? statement.all(...values) as PostgresRow[] : (statement.run(...values), []);
   }
 
-  // Transactions of this connection take turns: another one begun while
-  // one awaits would be nested in it.
-  protected transaction<T>(body: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(async () => {
-      this.#db.exec("BEGIN IMMEDIATE");
-      try {
-        const result = await body();
-        this.#db.exec("COMMIT");
-        return result;
-      } catch (error) {
-        this.#db.exec("ROLLBACK");
-        throw error;
-      }
-    });
-    this.#queue = next.then(() => {}, () => {});
-    return next;
+  // Synchronous from BEGIN to COMMIT: node:sqlite blocks, so no other code
+  // of this process (another connection to the file, the session store's
+  // own) runs while this one holds the write lock.
+  #atomically<T>(body: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = body();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
   }
 
   close(): void {
@@ -350,6 +377,7 @@ export class PostgresBackend extends SqlBackend {
   readonly #run: Run;
   readonly #statements: Statements;
   readonly #setup: string;
+  readonly #write: string;
   #ready: Promise<void> | undefined;
 
   constructor(
@@ -361,6 +389,8 @@ export class PostgresBackend extends SqlBackend {
     this.#run = runner(options.postgres);
     const prefix = checkPrefix(options.prefix ?? "tessera_user_");
     this.#statements = statements(prefix, POSTGRES);
+    const { removeOld, prune, upsert } = this.#statements;
+    this.#write = `WITH old AS (${removeOld}), pruned AS (${prune})\n${upsert}`;
     // One statement, so that it runs on one connection of a pool; the
     // advisory lock makes processes that start together take turns, as
     // concurrent CREATE TABLE IF NOT EXISTS can fail.
@@ -372,23 +402,36 @@ END
 $tessera$`;
   }
 
-  protected async run(
-    name: keyof Statements,
-    parameters: string[],
-  ): Promise<readonly PostgresRow[]> {
+  protected read(name: "entries" | "entry" | "generation", parameters: string[]): Promise<Rows> {
+    return this.#query(this.#statements[name], parameters);
+  }
+
+  // One statement, on one connection of a pool: the old entry goes, the
+  // new one comes, and expired ones are pruned, all or none.
+  protected async write(parameters: string[]): Promise<void> {
+    await this.#query(this.#write, parameters);
+  }
+
+  protected async delete(user: string, select: (id: string) => boolean): Promise<Rows> {
+    const rows = await this.#query(this.#statements.entries, [user, String(Date.now())]);
+    const chosen = rows.map((row) => String(row.session_id)).filter((id) => select(id));
+    if (chosen.length === 0) return [];
+    return await this.#query(this.#statements.remove, [user, JSON.stringify(chosen)]);
+  }
+
+  protected async increment(parameters: string[]): Promise<Rows> {
+    const rows = await this.#query(this.#statements.bump, parameters);
+    await this.#query(this.#statements.pruneGenerations, [parameters[1]!]);
+    return rows;
+  }
+
+  async #query(text: string, parameters: string[]): Promise<Rows> {
     this.#ready ??= this.#run(this.#setup, []).then(() => {}, (error) => {
       this.#ready = undefined;
       throw error;
     });
     await this.#ready;
-    return await this.#run(this.#statements[name], parameters);
-  }
-
-  // A pool runs each statement on any connection, so there is no
-  // transaction to open: each statement is atomic on its own, and a
-  // session's row is its own, which is what keeps entries from being lost.
-  protected transaction<T>(body: () => Promise<T>): Promise<T> {
-    return body();
+    return await this.#run(text, parameters);
   }
 }
 
