@@ -69,7 +69,7 @@ const SQLITE: Dialect = {
 
 const POSTGRES: Dialect = {
   p: (n, type) => `$${n}::${type}`,
-  ids: (n) => `(SELECT json_array_elements_text($${n}::json))`,
+  ids: (n) => `(SELECT json_array_elements_text($${n}::text::json))`,
 };
 
 interface Prepared {

@@ -192,11 +192,13 @@ describe("the native SQLite index", () => {
           .get() as {
             n: number;
           }).n;
+      // A login writes the index once or twice; each write takes at most 100.
       await go();
-      assert.equal(remaining(), 150);
+      const left = remaining();
+      assert.ok(left === 150 || left === 50, `${left} left after one login`);
       await go();
       await go();
-      console.log("SQLite: 250 expired rows of other users, gone after 3 writes");
+      console.log(`SQLite: 250 expired rows of other users, ${left} left after 1 login, 0 after 3`);
       assert.equal(remaining(), 0);
       assert.equal((await users.list("9")).length, 3);
     } finally {
