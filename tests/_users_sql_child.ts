@@ -4,7 +4,8 @@
 //   <runtime> tests/_users_sql_child.ts sqlite <file> <count> <start ms>
 //   <runtime> tests/_users_sql_child.ts postgres <url> <prefix> <count> <start ms>
 // It starts at <start ms> (epoch), so that the processes write at the same
-// instant, and prints how many logins answered 200.
+// instant, and prints how many logins answered 200, and when they began
+// and ended (ms since the epoch).
 
 import process from "node:process";
 import postgres from "postgres";
@@ -35,10 +36,12 @@ const handler = withSessions(async (req) => {
   return new Response("ok");
 }, { store, users });
 await new Promise((resolve) => setTimeout(resolve, Math.max(0, start - Date.now())));
+const began = Date.now();
 const answers = await Promise.all(
   Array.from({ length: count }, () => handler(new Request("http://localhost/login"))),
 );
-console.log(answers.filter((answer) => answer.status === 200).length);
+const ok = answers.filter((answer) => answer.status === 200).length;
+console.log(`${ok} ${began} ${Date.now()}`);
 users.close();
 await close();
 process.exit(0);
