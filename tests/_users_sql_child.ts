@@ -2,6 +2,7 @@
 // `count` sessions of one user at once, through withSessions, into a
 // native index shared with other processes. Run with the runtime under test:
 //   <runtime> tests/_users_sql_child.ts sqlite <file> <count> <start ms>
+//   <runtime> tests/_users_sql_child.ts sqlite-generic <file> <count> <start ms>
 //   <runtime> tests/_users_sql_child.ts postgres <url> <prefix> <count> <start ms>
 // It starts at <start ms> (epoch), so that the processes write at the same
 // instant, and prints how many logins answered 200, and when they began
@@ -17,11 +18,16 @@ let store: SqliteStore | MemoryStore;
 let close = (): Promise<void> => Promise.resolve();
 let count: number;
 let start: number;
-if (engine === "sqlite") {
+if (engine === "sqlite" || engine === "sqlite-generic") {
   store = new SqliteStore({ path: target! });
-  users = new UserSessions({ sessions: store, index: { sqlite: store } });
+  // The generic index, one row per user, for the comparison.
+  const generic = engine === "sqlite-generic"
+    ? new SqliteStore({ path: target!, table: "tessera_user_sessions" })
+    : null;
+  users = new UserSessions({ sessions: store, index: generic ?? { sqlite: store } });
   [count, start] = rest.map(Number) as [number, number];
   close = () => Promise.resolve((store as SqliteStore).close());
+  if (generic !== null) close = () => Promise.resolve(generic.close());
 } else {
   const sql = postgres(target!, { max: 10, onnotice: () => {} });
   store = new MemoryStore();

@@ -143,6 +143,20 @@ describe("the native SQLite index", () => {
       users.close();
       store.close();
     }
+    // The same race on the generic index (one row per user) for comparison:
+    // its losses depend on timing, so they are shown, not asserted.
+    const generic = join(root, "race-generic.sqlite3");
+    await race(["sqlite-generic", generic, "100", String(Date.now() + 3000)], 2, 100);
+    const sessions = new SqliteStore({ path: generic });
+    const index = new SqliteStore({ path: generic, table: "tessera_user_sessions" });
+    try {
+      const listed = (await new UserSessions({ sessions, index }).list("9")).length;
+      console.log(`SQLite, generic index: 2 processes, 200 concurrent logins, ${listed} listed`);
+      assert.ok(listed <= 200);
+    } finally {
+      index.close();
+      sessions.close();
+    }
   });
 
   it("lists every session of 2 connections each logging in 150 of one user at once", async () => {
