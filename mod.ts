@@ -81,7 +81,9 @@ export {
 } from "./src/stores/kv.ts";
 export type { SweepOptions, SweepReport } from "./src/stores/store.ts";
 export {
+  type PostgresUserIndexOptions,
   type RedisUserIndexOptions,
+  type SqliteUserIndexOptions,
   type UserSessionInfo,
   UserSessions,
   type UserSessionsOptions,

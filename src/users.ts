@@ -11,8 +11,14 @@ import type { Logger } from "./logger.ts";
 import type { SessionData } from "./serializer.ts";
 import type { SessionStore, StoredSession } from "./stores/store.ts";
 import { RedisBackend, type RedisUserIndexOptions } from "./_users_redis.ts";
+import {
+  PostgresBackend,
+  type PostgresUserIndexOptions,
+  SqliteBackend,
+  type SqliteUserIndexOptions,
+} from "./_users_sql.ts";
 
-export type { RedisUserIndexOptions };
+export type { PostgresUserIndexOptions, RedisUserIndexOptions, SqliteUserIndexOptions };
 
 // No browser keeps a cookie longer than 400 days (RFC 6265bis section
 // 5.6.1), so a generation bumped that long ago can no longer matter.
@@ -41,11 +47,17 @@ export interface UserSessionsOptions {
    * Where the index and the generation numbers live, one record per user:
    * a store of its own (a side table of the same SQLite or PostgreSQL
    * database, another directory, another KV prefix), never the session
-   * table itself; or, for Redis, `{ redis: client, prefix }`, a hash per
-   * user updated atomically. Every server process must share it for a
-   * revocation to reach them all.
+   * table itself; or a native index, each session an entry of its own that
+   * concurrent processes never overwrite: `{ sqlite: store or file }` and
+   * `{ postgres: client }` (side tables, a row per session), or
+   * `{ redis: client }` (a hash per user). Every server process must share
+   * it for a revocation to reach them all.
    */
-  index: SessionStore | RedisUserIndexOptions;
+  index:
+    | SessionStore
+    | SqliteUserIndexOptions
+    | PostgresUserIndexOptions
+    | RedisUserIndexOptions;
   /**
    * The session data key that holds the user id. Django's login stores it
    * under `_auth_user_id`, so sessions shared with Django are indexed too.
@@ -145,10 +157,11 @@ export class UserSessions {
    */
   constructor(options: UserSessionsOptions) {
     const { sessions, index } = options;
-    const redis = typeof index === "object" && index !== null && "redis" in index;
+    const native = typeof index === "object" && index !== null &&
+      ("redis" in index || "sqlite" in index || "postgres" in index);
     if (
       typeof sessions?.delete !== "function" ||
-      !(redis || typeof (index as SessionStore)?.load === "function")
+      !(native || typeof (index as SessionStore)?.load === "function")
     ) {
       throw new TypeError(
         "Cannot create UserSessions as 'sessions' and 'index' must be session stores: current value is missing",
@@ -169,9 +182,13 @@ export class UserSessions {
     }
     this.userKey = userKey;
     this.#sessions = sessions;
-    if (redis) {
+    if (native && "redis" in index) {
       const { redis: client, prefix = "tessera:users:" } = index as RedisUserIndexOptions;
       this.#backend = new RedisBackend(client, prefix, recordKey, GENERATION_LIFETIME_MS);
+    } else if (native && "sqlite" in index) {
+      this.#backend = new SqliteBackend(index, recordKey, GENERATION_LIFETIME_MS);
+    } else if (native && "postgres" in index) {
+      this.#backend = new PostgresBackend(index, recordKey, GENERATION_LIFETIME_MS);
     } else {
       this.#backend = new StoreBackend(index as SessionStore);
     }
@@ -321,6 +338,22 @@ export class UserSessions {
     return savedAt !== null && savedAt > at ? g : null;
   }
 
+  /**
+   * Closes the database connection a `{ sqlite }` index opened; other
+   * indexes belong to the application, which closes them itself.
+   *
+   * @example
+   * ```ts
+   * import { MemoryStore, UserSessions } from "@tessera/sessions";
+   *
+   * const users = new UserSessions({ sessions: new MemoryStore(), index: { sqlite: ":memory:" } });
+   * users.close();
+   * ```
+   */
+  close(): void {
+    this.#backend.close?.();
+  }
+
   /** @ignore Called by `withSessions`. */
   [CONFIGURE](logger: Logger): void {
     this.#logger = logger;
@@ -383,6 +416,7 @@ export interface UserBackend {
     make: (previous: Entry | undefined) => Entry,
   ): Promise<void>;
   remove(userId: string, select: (id: string) => boolean): Promise<Entry[]>;
+  close?(): void;
 }
 
 // The index in any session store: one record per user for the list, one
