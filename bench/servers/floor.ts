@@ -329,7 +329,7 @@ VALUES ($1::varchar, $2::text, $3::text::timestamptz)`;
   };
 }
 
-type Handler = (req: Request) => Promise<Response>;
+type Handler = (req: Request) => Response | Promise<Response>;
 
 function recordsHandler(records: Records): Handler {
   const start = async (): Promise<Response> => {
@@ -378,7 +378,7 @@ const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 function cookieHandler(): Handler {
   const key = hmacKey(COOKIE_SALT);
-  return async (req) => {
+  return (req) => {
     const value = cookieValue(req);
     const last = value === null ? -1 : value.lastIndexOf(":");
     if (value !== null && last > 0) {
