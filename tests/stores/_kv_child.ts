@@ -16,12 +16,10 @@ import { readFileSync } from "node:fs";
 import {
   type DenoKv,
   type DenoKvAtomicOperation,
-  getSession,
   KvStore,
   SessionInterruptedError,
-  withSessions,
 } from "../../mod.ts";
-import { serve } from "../_server.ts";
+import { serveSessions } from "./_session_server.ts";
 
 let locked = 0;
 
@@ -58,36 +56,6 @@ function counting(kv: DenoKv): DenoKv {
       return observed;
     },
   };
-}
-
-function serveSessions(store: KvStore, kv: DenoKv): void {
-  const handler = withSessions(async (req) => {
-    const url = new URL(req.url);
-    const session = await getSession<Record<string, unknown>>(req);
-    switch (url.pathname) {
-      case "/set":
-        for (const [name, value] of url.searchParams) session.set(name, value);
-        break;
-      case "/incr":
-        session.set("n", Number(session.get("n") ?? 0) + 1);
-        return new Response(String(session.get("n")));
-      case "/cycle":
-        await session.cycleKey();
-        break;
-      case "/flush":
-        await session.flush();
-        break;
-    }
-    return Response.json(Object.fromEntries(session.items()));
-  }, { store, logger: { warn: () => {}, error: (message) => console.error(message) } });
-  const server = serve(handler);
-  console.log(new URL(server.url).port);
-  process.stdin.on("data", () => {});
-  process.stdin.once("end", async () => {
-    await server.close();
-    kv.close();
-    process.exit(0);
-  });
 }
 
 async function inParallel<T>(items: T[], width: number, task: (item: T) => Promise<void>) {
@@ -135,7 +103,7 @@ async function main(args: string[]): Promise<void> {
   const kv = await deno.openKv(file!);
   const store = new KvStore({ kv: counting(kv), prefix: ["tessera", "sessions"] });
   if (mode === "serve") {
-    serveSessions(store, kv);
+    serveSessions(store, () => kv.close());
     return;
   }
   if (mode === "work" && role && keysFile) {

@@ -42,8 +42,12 @@ async function openStore(kind: string | undefined, target: string | undefined): 
   );
 }
 
-async function main(args: string[]): Promise<void> {
-  const { store, close } = await openStore(args[0], args[1]);
+/**
+ * Serves the routes above on `store` until stdin closes, then runs `close`
+ * and exits; prints the port first. Other session servers of the tests
+ * (the KV one) serve through it too.
+ */
+export function serveSessions(store: SessionStore, close: () => Promise<void> | void): void {
   const handler = withSessions(async (req) => {
     const url = new URL(req.url);
     const session = await getSession<Record<string, unknown>>(req);
@@ -71,6 +75,11 @@ async function main(args: string[]): Promise<void> {
     await close();
     process.exit(0);
   });
+}
+
+async function main(args: string[]): Promise<void> {
+  const { store, close } = await openStore(args[0], args[1]);
+  serveSessions(store, close);
 }
 
 if (import.meta.main) await main(process.argv.slice(2));
