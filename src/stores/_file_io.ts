@@ -10,6 +10,7 @@
 import {
   closeSync,
   constants,
+  existsSync,
   fstatSync,
   futimesSync,
   linkSync,
@@ -57,6 +58,12 @@ export interface SyncFs {
   stat(path: string): void;
   /** The facts of `path` itself, or null when nothing is there (ENOENT, ENOTDIR). */
   lstat(path: string): FileFacts | null;
+  /**
+   * Whether `path` names something, following a symlink: false, never an
+   * exception, when nothing is there, which on Deno costs a tenth of a
+   * missing file's `lstat` (that builds an error object).
+   */
+  exists(path: string): boolean;
   rename(from: string, to: string): void;
   link(from: string, to: string): void;
   unlink(path: string): void;
@@ -137,6 +144,7 @@ function denoFs(deno: DenoFsApi): SyncFs {
         throw error;
       }
     },
+    exists: existsSync,
     rename: (from, to) => deno.renameSync(from, to),
     link: (from, to) => deno.linkSync(from, to),
     unlink: (path) => deno.removeSync(path),
@@ -198,6 +206,7 @@ const nodeFs: SyncFs = {
       mtimeMs: stats.mtimeMs,
     };
   },
+  exists: existsSync,
   rename: renameSync,
   link: linkSync,
   unlink: unlinkSync,

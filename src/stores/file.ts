@@ -209,6 +209,8 @@ export class FileStore implements SessionStore {
    */
   readonly path: string;
   #prefix: string;
+  // join(path, prefix), so that a file's name is one concatenation away.
+  #namePrefix: string;
   readonly #prefixGiven: boolean;
   readonly #staleTempAfter: number;
   readonly #durable: boolean;
@@ -291,6 +293,7 @@ export class FileStore implements SessionStore {
     this.#django = isDjangoFormat(options.format, "FileStore");
     this.path = path;
     this.#prefix = options.prefix ?? "sessionid";
+    this.#namePrefix = join(path, this.#prefix);
     this.#prefixGiven = options.prefix !== undefined;
   }
 
@@ -365,6 +368,7 @@ export class FileStore implements SessionStore {
     if (!this.#prefixGiven) {
       checkPrefix(settings.cookieName, "cookieName");
       this.#prefix = settings.cookieName;
+      this.#namePrefix = join(this.path, this.#prefix);
     }
     this.#cookieAge = settings.cookieAge;
     this.#logger = settings.logger;
@@ -388,7 +392,7 @@ export class FileStore implements SessionStore {
         "Cannot build a session file name as the key is not a session key",
       );
     }
-    return join(this.path, this.#prefix + key);
+    return this.#namePrefix + key;
   }
 
   /**
@@ -425,8 +429,11 @@ export class FileStore implements SessionStore {
     }
     if (record.expiresAt <= Date.now()) return null;
     // A file read in the instant between a racing update's rename and its
-    // own check of the tombstone is already logged out.
-    return this.#isLoggedOut(key) ? null : record;
+    // own check of the tombstone is already logged out. The update's check
+    // is the one that undoes its write (an lstat: anything at the name
+    // counts); this one only closes that instant, and a name that resolves
+    // is the cheapest test of it.
+    return syncFs.exists(this.fileOf(key) + TOMBSTONE_MARK) ? null : record;
   }
 
   /**

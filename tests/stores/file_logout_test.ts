@@ -107,6 +107,18 @@ describe("FileStore: a logout is final", () => {
     assert.deepEqual(readdirSync(dir), [`sessionid${key}.gone`], "only the tombstone");
   });
 
+  it("a load between a racing update's rename and its own check finds the logout", async () => {
+    const dir = freshDir();
+    const store = new FileStore({ path: dir });
+    const key = await store.create({ data: '{"user":"ada"}', expiresAt: Date.now() + HOUR });
+    await store.delete(key);
+    // The racing update's file, renamed into place after the logout, before
+    // the update saw the tombstone and removed it again.
+    saveNow(join(dir, `sessionid${key}`), '{"user":"ada","n":2}', Date.now() + HOUR);
+    assert.equal(await store.load(key), null);
+    assert.equal(await store.exists(key), false);
+  });
+
   it("an update that ran before the logout is removed by it", async () => {
     const dir = freshDir();
     const store = new FileStore({ path: dir });
