@@ -312,9 +312,7 @@ class Sweep {
     if (rest.endsWith(tombstoneMark)) {
       if (!isValidKey(rest.slice(0, -tombstoneMark.length))) return;
       const tombstone = join(path, name);
-      if (this.#target.django) {
-        this.#removeResurrected(tombstone.slice(0, -tombstoneMark.length));
-      }
+      this.#removeResurrected(tombstone.slice(0, -tombstoneMark.length));
       this.#visitLeftover(tombstone);
       return;
     }
@@ -532,10 +530,13 @@ class Sweep {
     }
   }
 
-  // Django's file engine does not know tombstones: a Django save racing a
-  // Tessera logout can put the session's file back beside its tombstone.
-  // load() ignores such a file and removes it; so does the sweeper, so that
-  // the logout also stands for Django.
+  // A session file beside its tombstone was put back after the logout: by a
+  // Django save racing a Tessera logout (Django's file engine knows no
+  // tombstones), or by a Tessera update whose process ended between its
+  // rename and its own undo. load() ignores such a file; the sweeper removes
+  // it before the tombstone's time runs out, so that the logout stays final
+  // after the tombstone is gone (no new session reuses a key while its
+  // tombstone lasts).
   #removeResurrected(file: string): void {
     const facts = this.#lstat(file, "check a session file");
     if (facts === null || !isTrusted(facts, this.#owner)) return;

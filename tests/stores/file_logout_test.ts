@@ -188,6 +188,19 @@ describe("FileStore: a logout is final", () => {
     assert.deepEqual(readdirSync(dir), []);
   });
 
+  it("a file an update left beside the tombstone (its process ended before its undo) does not outlive the tombstone", async () => {
+    const dir = freshDir();
+    const store = new FileStore({ path: dir, staleTempAfter: 0 });
+    const key = await store.create({ data: '{"user":"ada"}', expiresAt: Date.now() + HOUR });
+    await store.delete(key);
+    saveNow(join(dir, `sessionid${key}`), '{"user":"ada","n":2}', Date.now() + HOUR);
+    const report = await store.sweep();
+    assert.equal(report.removed, 1, "the file put back after the logout");
+    assert.equal(report.tempRemoved, 1, "the tombstone, past staleTempAfter");
+    assert.deepEqual(readdirSync(dir), []);
+    assert.equal(await store.load(key), null);
+  });
+
   it(`${PAIRS} concurrent save-and-delete pairs: 0 resurrections`, async () => {
     const dir = freshDir(true);
     const store = new FileStore({ path: dir });
