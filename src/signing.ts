@@ -15,8 +15,9 @@
  * `salt + "signer" + secret`, in URL-safe base64 without padding; the
  * timestamp is whole seconds in base62. A `secret` may be a list: the first
  * entry signs and every entry verifies (Django's `SECRET_KEY` and
- * `SECRET_KEY_FALLBACKS`). Signatures are checked with
- * `crypto.subtle.verify`, in constant time. A compressed payload is inflated
+ * `SECRET_KEY_FALLBACKS`). Signatures are computed with node:crypto's
+ * `createHmac`, synchronously, and compared in constant time
+ * (`timingSafeEqual`). A compressed payload is inflated
  * only after its signature verified, and never past `maxSize` bytes.
  *
  * Also importable alone as `@tessera/sessions/signing`.
@@ -40,62 +41,9 @@
  * @module
  */
 
-import { deflateSync, inflateSync } from "node:zlib";
-import { decodeBase62, encodeBase62 } from "./_base62.ts";
+import { dumpsJsonSync, loadsJsonSync, signSync, verifySync } from "./_signer.ts";
 
-/**
- * A signed value whose signature matches none of the secrets, or that is
- * not a signed value at all (Django's `BadSignature`). A tampered,
- * truncated or foreign value throws it.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { BadSignatureError, sign, unsign } from "@tessera/sessions";
- *
- * const secret = "a-long-random-secret-shared-with-django";
- * const signed = await sign("hello", { secret });
- * await assert.rejects(unsign(signed.replace("hello", "jello"), { secret }), BadSignatureError);
- * ```
- */
-export class BadSignatureError extends Error {
-  /**
-   * An error saying why the value was refused, without the value itself.
-   *
-   * @param message Why the value was refused.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "BadSignatureError";
-  }
-}
-
-/**
- * A correctly signed value that is older than `maxAge` (Django's
- * `SignatureExpired`, a kind of `BadSignature`).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { BadSignatureError, sign, SignatureExpiredError, unsign } from "@tessera/sessions";
- *
- * const secret = "a-long-random-secret-shared-with-django";
- * const signed = await sign("hello", { secret, now: Date.now() - 60_000 });
- * await assert.rejects(unsign(signed, { secret, maxAge: 30 }), SignatureExpiredError);
- * await assert.rejects(unsign(signed, { secret, maxAge: 30 }), BadSignatureError);
- * ```
- */
-export class SignatureExpiredError extends BadSignatureError {
-  /**
-   * An error giving the value's age and the limit, as Django does.
-   *
-   * @param message The age and the limit.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "SignatureExpiredError";
-  }
-}
+export { BadSignatureError, SignatureExpiredError } from "./_signer.ts";
 
 /**
  * Options of {@link sign} and {@link dumps}.
@@ -280,24 +228,6 @@ export interface LoadedJson {
   secretIndex: number;
 }
 
-const DUMPS_SALT = "django.core.signing";
-const TIMESTAMP_SIGNER_SALT = "django.core.signing.TimestampSigner";
-const SIGNER_SALT = "django.core.signing.Signer";
-const DEFAULT_MAX_SIZE = 1_048_576;
-
-// A SHA-256 HMAC is 32 bytes: 43 base64url characters without padding, the
-// last of which carries 2 unused bits that must be zero. Requiring the one
-// canonical spelling keeps the accepted strings those Django accepts (it
-// compares the text).
-const SIGNATURE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
-// Python's json.dumps(ensure_ascii=True) escapes everything outside
-// " ".."~"; JSON.stringify already escaped the control characters.
-const NOT_ASCII = /[\u007f-\uffff]/g;
-
-const encoder = new TextEncoder();
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
 /**
  * Signs `value` as Django's `TimestampSigner.sign` does:
  * `value:timestamp:signature` (or `value:signature` with
@@ -317,23 +247,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * assert.equal(signed, "foo:jZQoX_FtSO70jX9HLRGg2A_2s4kdDBxz1QoO_OpEQb0");
  * ```
  */
-export async function sign(value: string, options: SignOptions): Promise<string> {
-  if (typeof value !== "string") {
-    throw new TypeError(
-      `Cannot sign as the value must be a string: current type is ${typeof value}`,
-    );
-  }
-  const secrets = secretList(options.secret, "sign");
-  const timestamped = options.timestamp ?? true;
-  const salt = saltOf(options.salt, timestamped ? TIMESTAMP_SIGNER_SALT : SIGNER_SALT, "sign");
-  const signed = timestamped
-    ? `${value}:${encodeBase62(Math.floor(timeOf(options.now, "sign") / 1000))}`
-    : value;
-  const key = await hmacKey(salt, secrets[0]!);
-  const signature = await crypto.subtle.sign("HMAC", key, encoder.encode(signed));
-  return `${signed}:${
-    new Uint8Array(signature).toBase64({ alphabet: "base64url", omitPadding: true })
-  }`;
+export function sign(value: string, options: SignOptions): Promise<string> {
+  return settle(() => signSync(value, options));
 }
 
 /**
@@ -355,14 +270,14 @@ export async function sign(value: string, options: SignOptions): Promise<string>
  * assert.equal(await unsign(signed, { secret, maxAge: 60 }), "hello");
  * ```
  */
-export async function unsign(signed: string, options: UnsignOptions): Promise<string> {
-  return (await verify(signed, options)).value;
+export function unsign(signed: string, options: UnsignOptions): Promise<string> {
+  return settle(() => verifySync(signed, options).value);
 }
 
 /**
  * Checks a signed value as {@link unsign} does, and tells also when it was
- * signed and which secret verified it. Every secret of the list is tried,
- * each with `crypto.subtle.verify` (a constant-time comparison).
+ * signed and which secret verified it. The secrets of the list are tried in
+ * turn, each signature compared in constant time.
  *
  * @param signed A value from {@link sign} or from Django.
  * @param options The secrets to try, the salt and the maximum age.
@@ -381,49 +296,8 @@ export async function unsign(signed: string, options: UnsignOptions): Promise<st
  * assert.equal((await verify(token, { secret })).secretIndex, 0);
  * ```
  */
-export async function verify(signed: string, options: UnsignOptions): Promise<Verified> {
-  const secrets = secretList(options.secret, "verify");
-  const timestamped = options.timestamp ?? true;
-  const salt = saltOf(options.salt, timestamped ? TIMESTAMP_SIGNER_SALT : SIGNER_SALT, "verify");
-  const maxAge = options.maxAge;
-  if (maxAge !== undefined && !(typeof maxAge === "number" && maxAge >= 0)) {
-    throw new TypeError(
-      `Cannot verify as 'maxAge' must be a non-negative number of seconds: current value is ${maxAge}`,
-    );
-  }
-  const now = timeOf(options.now, "verify");
-  if (typeof signed !== "string") throw new BadSignatureError("The signed value is not a string");
-
-  const end = signed.lastIndexOf(":");
-  if (end === -1) throw new BadSignatureError('No ":" found in the signed value');
-  const signedPart = signed.slice(0, end);
-  const signature = signed.slice(end + 1);
-  if (!SIGNATURE.test(signature)) throw new BadSignatureError("The signature does not match");
-  const signatureBytes = Uint8Array.fromBase64(signature, { alphabet: "base64url" });
-  const data = encoder.encode(signedPart);
-  let secretIndex = -1;
-  for (let i = 0; i < secrets.length; i++) {
-    const key = await hmacKey(salt, secrets[i]!);
-    if (await crypto.subtle.verify("HMAC", key, signatureBytes, data)) {
-      secretIndex = i;
-      break;
-    }
-  }
-  if (secretIndex === -1) throw new BadSignatureError("The signature does not match");
-  if (!timestamped) return { value: signedPart, timestamp: null, secretIndex };
-
-  const separator = signedPart.lastIndexOf(":");
-  const timestamp = separator === -1 ? null : decodeBase62(signedPart.slice(separator + 1));
-  if (timestamp === null) {
-    throw new BadSignatureError("The signed value has no timestamp: it was signed without one");
-  }
-  if (maxAge !== undefined) {
-    const age = now / 1000 - timestamp;
-    if (age > maxAge) {
-      throw new SignatureExpiredError(`Signature age ${age} > ${maxAge} seconds`);
-    }
-  }
-  return { value: signedPart.slice(0, separator), timestamp, secretIndex };
+export function verify(signed: string, options: UnsignOptions): Promise<Verified> {
+  return settle(() => verifySync(signed, options));
 }
 
 /**
@@ -446,14 +320,16 @@ export async function verify(signed: string, options: UnsignOptions): Promise<Ve
  * assert.equal((await loads(signed, { secret }) as number[]).length, 20);
  * ```
  */
-export async function dumps(value: unknown, options: DumpsOptions): Promise<string> {
-  const json = JSON.stringify(value) as string | undefined;
-  if (json === undefined) {
-    throw new TypeError(
-      `Cannot sign as the value has no JSON form: current type is ${typeof value}`,
-    );
-  }
-  return await dumpsJson(json, options);
+export function dumps(value: unknown, options: DumpsOptions): Promise<string> {
+  return settle(() => {
+    const json = JSON.stringify(value) as string | undefined;
+    if (json === undefined) {
+      throw new TypeError(
+        `Cannot sign as the value has no JSON form: current type is ${typeof value}`,
+      );
+    }
+    return dumpsJsonSync(json, options);
+  });
 }
 
 /**
@@ -475,20 +351,8 @@ export async function dumps(value: unknown, options: DumpsOptions): Promise<stri
  * assert.equal((await loadsJson(signed, { secret })).json, '{"name":"Zo\\u00eb"}');
  * ```
  */
-export async function dumpsJson(json: string, options: DumpsOptions): Promise<string> {
-  if (typeof json !== "string") {
-    throw new TypeError(`Cannot sign as the JSON must be a string: current type is ${typeof json}`);
-  }
-  const bytes = encoder.encode(toAscii(json));
-  let payload: string;
-  const compressed = options.compress === true ? deflateSync(bytes) : null;
-  // Django keeps the compressed form only when it saves more than one byte.
-  if (compressed !== null && compressed.length < bytes.length - 1) {
-    payload = `.${compressed.toBase64({ alphabet: "base64url", omitPadding: true })}`;
-  } else {
-    payload = bytes.toBase64({ alphabet: "base64url", omitPadding: true });
-  }
-  return await sign(payload, { ...options, salt: options.salt ?? DUMPS_SALT });
+export function dumpsJson(json: string, options: DumpsOptions): Promise<string> {
+  return settle(() => dumpsJsonSync(json, options));
 }
 
 /**
@@ -514,8 +378,8 @@ export async function dumpsJson(json: string, options: DumpsOptions): Promise<st
  * assert.deepEqual(await loads(signed, { secret, maxAge: 60 }), { a: "dictionary" });
  * ```
  */
-export async function loads(signed: string, options: LoadsOptions): Promise<unknown> {
-  return JSON.parse((await loadsJson(signed, options)).json);
+export function loads(signed: string, options: LoadsOptions): Promise<unknown> {
+  return settle(() => JSON.parse(loadsJsonSync(signed, options).json));
 }
 
 /**
@@ -542,120 +406,16 @@ export async function loads(signed: string, options: LoadsOptions): Promise<unkn
  * assert.equal(loaded.secretIndex, 1);
  * ```
  */
-export async function loadsJson(signed: string, options: LoadsOptions): Promise<LoadedJson> {
-  const maxSize = options.maxSize ?? DEFAULT_MAX_SIZE;
-  if (!Number.isSafeInteger(maxSize) || maxSize < 0) {
-    throw new TypeError(
-      `Cannot load as 'maxSize' must be a non-negative whole number of bytes: current value is ${maxSize}`,
-    );
-  }
-  const { value, timestamp, secretIndex } = await verify(signed, {
-    ...options,
-    salt: options.salt ?? DUMPS_SALT,
-  });
-  const compressed = value.charCodeAt(0) === 46; // "."
-  const base64 = compressed ? value.slice(1) : value;
-  if (!BASE64URL.test(base64) || base64.length % 4 === 1) {
-    throw new TypeError("Cannot load the signed value as its payload is not base64url");
-  }
-  let bytes: Uint8Array = Uint8Array.fromBase64(base64, { alphabet: "base64url" });
-  if (compressed) {
-    try {
-      bytes = inflateSync(bytes, { maxOutputLength: Math.max(maxSize, 1) });
-    } catch (error) {
-      if (error instanceof RangeError) throw tooLarge(maxSize);
-      throw new TypeError("Cannot load the signed value as its payload is not zlib data", {
-        cause: error,
-      });
-    }
-  }
-  if (bytes.length > maxSize) throw tooLarge(maxSize);
-  let json: string;
+export function loadsJson(signed: string, options: LoadsOptions): Promise<LoadedJson> {
+  return settle(() => loadsJsonSync(signed, options));
+}
+
+// The public functions stay promises, as they were when they used WebCrypto:
+// an invalid argument rejects rather than throws.
+function settle<T>(run: () => T): Promise<T> {
   try {
-    json = utf8.decode(bytes);
+    return Promise.resolve(run());
   } catch (error) {
-    throw new TypeError("Cannot load the signed value as its payload is not UTF-8", {
-      cause: error,
-    });
+    return Promise.reject(error);
   }
-  return { json, timestamp, secretIndex };
-}
-
-function tooLarge(maxSize: number): RangeError {
-  return new RangeError(
-    `Cannot load the signed value as its payload is over 'maxSize', ${maxSize} bytes`,
-  );
-}
-
-function toAscii(json: string): string {
-  NOT_ASCII.lastIndex = 0;
-  if (!NOT_ASCII.test(json)) return json;
-  return json.replace(
-    NOT_ASCII,
-    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-}
-
-// Deriving a key costs a SHA-256 and an import; a server signs with a few
-// (salt, secret) pairs, so each is derived once. Bounded, in case a caller
-// varies the salt per value.
-const keys = new Map<string, Promise<CryptoKey>>();
-const MAX_CACHED_KEYS = 1000;
-
-function hmacKey(salt: string, secret: string): Promise<CryptoKey> {
-  // The salt's length makes the pair unambiguous.
-  const id = `${salt.length}:${salt}${secret}`;
-  let key = keys.get(id);
-  if (key === undefined) {
-    if (keys.size >= MAX_CACHED_KEYS) keys.clear();
-    key = deriveKey(salt, secret);
-    keys.set(id, key);
-    key.catch(() => keys.delete(id));
-  }
-  return key;
-}
-
-// Django's salted_hmac: the HMAC key is SHA-256(salt + "signer" + secret).
-async function deriveKey(salt: string, secret: string): Promise<CryptoKey> {
-  const material = await crypto.subtle.digest("SHA-256", encoder.encode(`${salt}signer${secret}`));
-  return crypto.subtle.importKey("raw", material, { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-    "verify",
-  ]);
-}
-
-function secretList(secret: unknown, action: string): readonly string[] {
-  const list = typeof secret === "string" ? [secret] : secret;
-  if (
-    !Array.isArray(list) || list.length === 0 ||
-    !list.every((entry) => typeof entry === "string" && entry !== "")
-  ) {
-    // Never show a secret, only its shape.
-    throw new TypeError(
-      `Cannot ${action} as 'secret' must be a non-empty string or a non-empty array of them: current value is ${
-        Array.isArray(secret) ? "an array" : `of type ${typeof secret}`
-      }`,
-    );
-  }
-  return list;
-}
-
-function saltOf(salt: unknown, fallback: string, action: string): string {
-  if (salt === undefined) return fallback;
-  if (typeof salt !== "string") {
-    throw new TypeError(
-      `Cannot ${action} as 'salt' must be a string: current value is of type ${typeof salt}`,
-    );
-  }
-  return salt;
-}
-
-function timeOf(now: unknown, action: string): number {
-  if (now === undefined) return Date.now();
-  if (typeof now !== "number" || !Number.isFinite(now) || now < 0) {
-    throw new TypeError(
-      `Cannot ${action} as 'now' must be milliseconds since the epoch: current value is ${now}`,
-    );
-  }
-  return now;
 }

@@ -17,8 +17,9 @@
 // the table or the directory can move a session to another key or extend it,
 // as with Django itself.
 
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../logger.ts";
-import { BadSignatureError, dumpsJson, loadsJson } from "../signing.ts";
+import { BadSignatureError, dumpsJsonSync, loadsJsonSync } from "../_signer.ts";
 import type { StoredSession, StoreSettings } from "./store.ts";
 
 /** The salt of Django's session data (`SessionBase.key_salt` of every built-in engine). */
@@ -106,12 +107,27 @@ export function requireDjangoSecret(settings: Pick<StoreSettings, "secrets">, st
  * @param json The session data, as the serializer wrote it.
  * @param secrets The secrets; the first one signs.
  * @returns The text to keep as `session_data` or as the file's content.
+ * @throws {TypeError} when the data holds an ISO date in `_session_expiry`
+ * (a rejection: the promise is never thrown synchronously).
+ */
+export function encodeDjangoSession(json: string, secrets: readonly string[]): Promise<string> {
+  try {
+    return Promise.resolve(encodeDjangoSessionSync(json, secrets));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * {@link encodeDjangoSession}, synchronous: signing needs no I/O, for a
+ * caller on a synchronous path.
+ *
+ * @param json The session data, as the serializer wrote it.
+ * @param secrets The secrets; the first one signs.
+ * @returns The text to keep as `session_data` or as the file's content.
  * @throws {TypeError} when the data holds an ISO date in `_session_expiry`.
  */
-export async function encodeDjangoSession(
-  json: string,
-  secrets: readonly string[],
-): Promise<string> {
+export function encodeDjangoSessionSync(json: string, secrets: readonly string[]): string {
   // Inside a string value the quotes would be escaped: only a key (at any
   // depth) passes this test, which spares most sessions the parse.
   if (json.includes(`"${EXPIRY_KEY}"`)) {
@@ -122,7 +138,7 @@ export async function encodeDjangoSession(
       );
     }
   }
-  return await dumpsJson(json, { secret: secrets, salt: DJANGO_SESSION_SALT, compress: true });
+  return dumpsJsonSync(json, { secret: secrets, salt: DJANGO_SESSION_SALT, compress: true });
 }
 
 /**
@@ -140,17 +156,36 @@ export async function encodeDjangoSession(
  * @param settings The secrets and the logger.
  * @returns The JSON text, the custom expiry and whether to save it again, or `null`.
  */
-export async function decodeDjangoSession(
+export function decodeDjangoSession(
   sessionData: string,
   settings: DjangoFormatSettings,
 ): Promise<DjangoSessionData | null> {
+  try {
+    return Promise.resolve(decodeDjangoSessionSync(sessionData, settings));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * {@link decodeDjangoSession}, synchronous: verifying needs no I/O, for a
+ * caller on a synchronous path.
+ *
+ * @param sessionData The stored text.
+ * @param settings The secrets and the logger.
+ * @returns The JSON text, the custom expiry and whether to save it again, or `null`.
+ */
+export function decodeDjangoSessionSync(
+  sessionData: string,
+  settings: DjangoFormatSettings,
+): DjangoSessionData | null {
   // Django's file engine creates an empty file first, then renames the
   // written one over it: an empty file is a session being created.
   if (sessionData === "") return null;
   // The current format always holds ":"; base64 never does.
   return sessionData.includes(":")
-    ? await decodeSigned(sessionData, settings)
-    : await decodeLegacy(sessionData, settings);
+    ? decodeSigned(sessionData, settings)
+    : decodeLegacy(sessionData, settings);
 }
 
 /**
@@ -201,14 +236,14 @@ export function djangoFileExpiresAt(expiry: unknown, modified: number, cookieAge
   return modified + cookieAge * 1000;
 }
 
-async function decodeSigned(
+function decodeSigned(
   sessionData: string,
   settings: DjangoFormatSettings,
-): Promise<DjangoSessionData | null> {
+): DjangoSessionData | null {
   let json: string;
   let secretIndex: number;
   try {
-    ({ json, secretIndex } = await loadsJson(sessionData, {
+    ({ json, secretIndex } = loadsJsonSync(sessionData, {
       secret: settings.secrets,
       salt: DJANGO_SESSION_SALT,
       maxSize: MAX_DATA_BYTES,
@@ -230,10 +265,10 @@ async function decodeSigned(
   return parsed(json, secretIndex > 0, settings.logger);
 }
 
-async function decodeLegacy(
+function decodeLegacy(
   sessionData: string,
   settings: DjangoFormatSettings,
-): Promise<DjangoSessionData | null> {
+): DjangoSessionData | null {
   const corrupted = (): null => {
     settings.logger.warn(
       "Session data corrupted: a Django session in the pre-3.1 format whose hash does not verify was ignored (SuspiciousSession)",
@@ -256,14 +291,8 @@ async function decodeLegacy(
   const expected = Uint8Array.fromHex(hash);
   let verified = false;
   for (const secret of settings.secrets) {
-    const key = await crypto.subtle.importKey(
-      "raw",
-      await crypto.subtle.digest("SHA-1", encoder.encode(LEGACY_SALT + secret)),
-      { name: "HMAC", hash: "SHA-1" },
-      false,
-      ["verify"],
-    );
-    if (await crypto.subtle.verify("HMAC", key, expected, serialized)) {
+    const key = createHash("sha1").update(encoder.encode(LEGACY_SALT + secret)).digest();
+    if (timingSafeEqual(createHmac("sha1", key).update(serialized).digest(), expected)) {
       verified = true;
       break;
     }
