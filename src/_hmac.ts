@@ -8,22 +8,30 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 const encoder = new TextEncoder();
 
 // Deriving a key costs a SHA-256; a server signs with a few (salt, secret)
-// pairs, so each is derived once. Bounded, in case a caller varies the salt
-// per value.
-const keys = new Map<string, Uint8Array>();
+// pairs, so each is derived once. Keyed by the salt, then the secret, as
+// given: a string a caller passes again keeps its hash, where a key built
+// from both would be a new string to hash on every call. Bounded, in case a
+// caller varies the salt per value.
+const keys = new Map<string, Map<string, Uint8Array>>();
 const MAX_CACHED_KEYS = 1000;
+let cachedKeys = 0;
 
 /** Django's salted_hmac key: SHA-256 of `salt + "signer" + secret`. */
 export function hmacKey(salt: string, secret: string): Uint8Array {
-  // The salt's length makes the pair unambiguous.
-  const id = `${salt.length}:${salt}${secret}`;
-  let key = keys.get(id);
+  let bySecret = keys.get(salt);
+  let key = bySecret?.get(secret);
   if (key === undefined) {
-    if (keys.size >= MAX_CACHED_KEYS) keys.clear();
+    if (cachedKeys >= MAX_CACHED_KEYS) {
+      keys.clear();
+      cachedKeys = 0;
+      bySecret = undefined;
+    }
+    if (bySecret === undefined) keys.set(salt, bySecret = new Map());
     key = new Uint8Array(
       createHash("sha256").update(encoder.encode(`${salt}signer${secret}`)).digest(),
     );
-    keys.set(id, key);
+    bySecret.set(secret, key);
+    cachedKeys++;
   }
   return key;
 }
