@@ -44,16 +44,27 @@ export interface ReadHandle {
   close(): void;
 }
 
+/**
+ * A file just written and still open: its modification time is set last,
+ * through the descriptor, so that it reaches exactly the file written
+ * whatever has been renamed over its name since.
+ */
+export interface WrittenFile {
+  /** Sets the modification time (seconds since the epoch) and closes the file. */
+  publish(mtimeSeconds: number): void;
+  /** Closes the file and leaves its modification time as the write left it. */
+  close(): void;
+}
+
 /** The synchronous calls of the file engine. */
 export interface SyncFs {
   /** Opens `path` read-only with `customFlags` (O_NOFOLLOW, O_NONBLOCK). */
   openRead(path: string, customFlags: number): ReadHandle;
   /**
-   * Creates `path` exclusively with mode 0600, writes `text`, sets the
-   * modification time (seconds) if given, and closes it. A failure after
-   * the create removes the file again.
+   * Creates `path` exclusively with mode 0600 and writes `text`, leaving it
+   * open. A failure after the create closes and removes the file again.
    */
-  writeNew(path: string, text: string, mtimeSeconds: number | null): void;
+  writeNew(path: string, text: string): WrittenFile;
   /** Throws when nothing is at `path` (following a symlink). */
   stat(path: string): void;
   /** The facts of `path` itself, or null when nothing is there (ENOENT, ENOTDIR). */
@@ -120,18 +131,26 @@ function denoFs(deno: DenoFsApi): SyncFs {
     // Deno's open does not pass O_NONBLOCK on (a FIFO would block it), and
     // no Deno call takes a file opened by node:fs: reads go through node:fs.
     openRead: (path, customFlags) => nodeFs.openRead(path, customFlags),
-    writeNew(path, text, mtimeSeconds) {
+    writeNew(path, text) {
       const file = deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
       try {
         let bytes = encoder.encode(text);
         while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
-        if (mtimeSeconds !== null) file.utimeSync(Date.now() / 1000, mtimeSeconds);
-        file.close();
       } catch (error) {
         file.close();
         removeQuietly(() => deno.removeSync(path));
         throw error;
       }
+      return {
+        publish(mtimeSeconds) {
+          try {
+            file.utimeSync(Date.now() / 1000, mtimeSeconds);
+          } finally {
+            file.close();
+          }
+        },
+        close: () => file.close(),
+      };
     },
     stat(path) {
       deno.statSync(path);
@@ -174,18 +193,26 @@ const nodeFs: SyncFs = {
       close: () => closeSync(fd),
     };
   },
-  writeNew(path, text, mtimeSeconds) {
+  writeNew(path, text) {
     const fd = openSync(path, "wx", 0o600);
     try {
       let bytes = encoder.encode(text);
       while (bytes.length > 0) bytes = bytes.subarray(writeSync(fd, bytes));
-      if (mtimeSeconds !== null) futimesSync(fd, Date.now() / 1000, mtimeSeconds);
-      closeSync(fd);
     } catch (error) {
       closeSync(fd);
       removeQuietly(() => unlinkSync(path));
       throw error;
     }
+    return {
+      publish(mtimeSeconds) {
+        try {
+          futimesSync(fd, Date.now() / 1000, mtimeSeconds);
+        } finally {
+          closeSync(fd);
+        }
+      },
+      close: () => closeSync(fd),
+    };
   },
   stat(path) {
     statSync(path);

@@ -52,7 +52,7 @@
 // no session data (corrupt, Django's empty placeholder), is judged by its
 // mtime alone, as Django's clearsessions judges it.
 
-import { linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
+import { linkSync, lstatSync, renameSync, type Stats, unlinkSync, utimesSync } from "node:fs";
 import { readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
@@ -458,8 +458,12 @@ class Sweep {
       return;
     }
     // A save made the session live again: put it back, unless a yet newer
-    // save already stands at the name.
+    // save already stands at the name. In the native format it goes back
+    // with a modification time that is not its expiry, so that load() checks
+    // for a logout until the tombstone check below has passed (see
+    // FileStore.load).
     this.#hooks.beforeRestore?.(file);
+    const published = !this.#target.django && this.#setTimes(aside, Date.now());
     let restored = true;
     try {
       linkSync(aside, file);
@@ -483,12 +487,25 @@ class Sweep {
         if (!isMissing(error)) this.#fail("remove a logged-out session file", error);
       }
     }
+    if (restored && !loggedOut && published) this.#setTimes(aside, taken.mtimeMs);
     try {
       unlinkSync(aside);
     } catch (error) {
       if (!isMissing(error)) this.#fail("remove a temp file", error);
     }
     if (!loggedOut) this.report.kept++;
+  }
+
+  // Sets a file's modification time (milliseconds); false when it failed,
+  // which is counted as a failure of the sweep.
+  #setTimes(file: string, mtimeMs: number): boolean {
+    try {
+      utimesSync(file, Date.now() / 1000, mtimeMs / 1000);
+      return true;
+    } catch (error) {
+      if (!isMissing(error)) this.#fail("restore a live session file", error);
+      return false;
+    }
   }
 
   // The file is out of every save's way under its aside name: freeing it,

@@ -5,7 +5,7 @@
  */
 
 import { closeSync, constants, futimesSync, openSync, statSync } from "node:fs";
-import { link, lstat, open, rename, stat, unlink } from "node:fs/promises";
+import { type FileHandle, link, lstat, open, rename, stat, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKey, isValidKey } from "../_key.ts";
@@ -26,7 +26,7 @@ import {
   readTrustedFileSync,
   untrustedWarning,
 } from "./_file_trust.ts";
-import { syncFs } from "./_file_io.ts";
+import { syncFs, type WrittenFile } from "./_file_io.ts";
 import {
   decodeDjangoSession,
   djangoFileExpiresAt,
@@ -428,11 +428,15 @@ export class FileStore implements SessionStore {
       return null;
     }
     if (record.expiresAt <= Date.now()) return null;
-    // A file read in the instant between a racing update's rename and its
-    // own check of the tombstone is already logged out. The update's check
-    // is the one that undoes its write (an lstat: anything at the name
-    // counts); this one only closes that instant, and a name that resolves
-    // is the cheapest test of it.
+    // A save sets the file's modification time to the expiry last, after its
+    // own check for a logout's tombstone: such a file was no logout's when
+    // it was published, and a logout since removed it. A file whose time is
+    // not its expiry yet may be a racing update's, read in the instant
+    // between its rename and its check (or left there by a process that
+    // ended in between): it is checked here. That update's own check undoes
+    // its write (an lstat: anything at the name counts); this one only
+    // closes the instant, and a name that resolves is the cheapest test.
+    if (Math.abs(read.mtimeMs - record.expiresAt) < 1) return record;
     return syncFs.exists(this.fileOf(key) + TOMBSTONE_MARK) ? null : record;
   }
 
@@ -506,38 +510,47 @@ export class FileStore implements SessionStore {
     if (!this.#syncWrites) {
       return await this.#saveAsync(key, file, contents, mustCreate);
     }
-    const temp = this.#writeTempSync(file, contents);
-    let tempInPlace = false;
+    const { temp, written } = this.#writeTempSync(file, contents);
+    let published = false;
     try {
-      if (mustCreate) {
-        // link() fails if the name exists: an exclusive create that, unlike
-        // open(O_EXCL), never shows an empty file to a reader.
-        syncFs.link(temp, file);
-      } else {
-        // Django's UpdateError: a session another request deleted stays deleted.
-        syncFs.stat(file);
-        if (internals?.beforeRename !== undefined) {
-          await internals.beforeRename(file);
+      let tempInPlace = false;
+      try {
+        if (mustCreate) {
+          // link() fails if the name exists: an exclusive create that, unlike
+          // open(O_EXCL), never shows an empty file to a reader.
+          syncFs.link(temp, file);
+        } else {
+          // Django's UpdateError: a session another request deleted stays deleted.
+          syncFs.stat(file);
+          if (internals?.beforeRename !== undefined) {
+            await internals.beforeRename(file);
+          }
+          syncFs.rename(temp, file);
+          tempInPlace = true;
         }
-        syncFs.rename(temp, file);
-        tempInPlace = true;
+      } catch (error) {
+        if (mustCreate && errorCode(error) === "EEXIST") {
+          throw new SessionExistsError();
+        }
+        if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
+        throw fileError("write a session file", this.path, error);
+      } finally {
+        if (!tempInPlace) removeQuietly(temp);
       }
-    } catch (error) {
-      if (mustCreate && errorCode(error) === "EEXIST") {
-        throw new SessionExistsError();
+      // A logout may have landed between the check above and the rename: its
+      // tombstone, made before it removed the file, is there now. The file this
+      // save put in place is removed again, so the logout stands. A new key
+      // that a logout used is not reused while its tombstone lasts.
+      if (this.#isLoggedOut(key)) {
+        this.#removeLoggedOut(file);
+        throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
       }
-      if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
-      throw fileError("write a session file", this.path, error);
+      if (typeof contents !== "string") {
+        this.#publish(() => written.publish(contents.expiresAt / 1000));
+        published = true;
+      }
     } finally {
-      if (!tempInPlace) removeQuietly(temp);
-    }
-    // A logout may have landed between the check above and the rename: its
-    // tombstone, made before it removed the file, is there now. The file this
-    // save put in place is removed again, so the logout stands. A new key
-    // that a logout used is not reused while its tombstone lasts.
-    if (this.#isLoggedOut(key)) {
-      this.#removeLoggedOut(file);
-      throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
+      if (!published) written.close();
     }
     return key;
   }
@@ -549,36 +562,47 @@ export class FileStore implements SessionStore {
     contents: StoredSession | string,
     mustCreate: boolean,
   ): Promise<string> {
-    const temp = await this.#writeTemp(file, contents);
-    let tempInPlace = false;
+    const { temp, handle } = await this.#writeTemp(file, contents);
     try {
-      if (mustCreate) {
-        // link() fails if the name exists: an exclusive create that, unlike
-        // open(O_EXCL), never shows an empty file to a reader.
-        await link(temp, file);
-      } else {
-        // Django's UpdateError: a session another request deleted stays deleted.
-        await stat(file);
-        await INTERNALS.get(this)?.beforeRename?.(file);
-        await rename(temp, file);
-        tempInPlace = true;
+      let tempInPlace = false;
+      try {
+        if (mustCreate) {
+          // link() fails if the name exists: an exclusive create that, unlike
+          // open(O_EXCL), never shows an empty file to a reader.
+          await link(temp, file);
+        } else {
+          // Django's UpdateError: a session another request deleted stays deleted.
+          await stat(file);
+          await INTERNALS.get(this)?.beforeRename?.(file);
+          await rename(temp, file);
+          tempInPlace = true;
+        }
+      } catch (error) {
+        if (mustCreate && errorCode(error) === "EEXIST") {
+          throw new SessionExistsError();
+        }
+        if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
+        throw fileError("write a session file", this.path, error);
+      } finally {
+        if (!tempInPlace) await unlink(temp).catch(() => {});
       }
-    } catch (error) {
-      if (mustCreate && errorCode(error) === "EEXIST") {
-        throw new SessionExistsError();
+      // A logout may have landed between the check above and the rename: its
+      // tombstone, made before it removed the file, is there now. The file this
+      // save put in place is removed again, so the logout stands. A new key
+      // that a logout used is not reused while its tombstone lasts.
+      if (await this.#isLoggedOutAsync(key)) {
+        this.#removeLoggedOut(file);
+        throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
       }
-      if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
-      throw fileError("write a session file", this.path, error);
+      if (typeof contents !== "string") {
+        try {
+          await handle.utimes(Date.now() / 1000, contents.expiresAt / 1000);
+        } catch (error) {
+          throw fileError("write a session file", this.path, error);
+        }
+      }
     } finally {
-      if (!tempInPlace) await unlink(temp).catch(() => {});
-    }
-    // A logout may have landed between the check above and the rename: its
-    // tombstone, made before it removed the file, is there now. The file this
-    // save put in place is removed again, so the logout stands. A new key
-    // that a logout used is not reused while its tombstone lasts.
-    if (await this.#isLoggedOutAsync(key)) {
-      this.#removeLoggedOut(file);
-      throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
+      await handle.close().catch(() => {});
     }
     // The file's new name is an entry of the directory: durable once the
     // directory is.
@@ -785,6 +809,17 @@ export class FileStore implements SessionStore {
     }
   }
 
+  // The last step of a save in the native format: the file's modification
+  // time becomes its expiry, which tells load() that its writer found no
+  // logout after putting it in place (see load()).
+  #publish(publish: () => void): void {
+    try {
+      publish();
+    } catch (error) {
+      throw fileError("write a session file", this.path, error);
+    }
+  }
+
   #removeLoggedOut(file: string): void {
     try {
       syncFs.unlink(file);
@@ -797,28 +832,23 @@ export class FileStore implements SessionStore {
 
   // A record in the native format; in Django's, the file's text alone, and
   // the mtime stays the time of the write, as Django keeps it.
-  #writeTempSync(file: string, record: StoredSession | string): string {
+  #writeTempSync(
+    file: string,
+    record: StoredSession | string,
+  ): { temp: string; written: WrittenFile } {
     const temp = this.#tempOf(file);
     try {
-      if (typeof record === "string") {
-        syncFs.writeNew(temp, record, null);
-      } else {
-        syncFs.writeNew(
-          temp,
-          `${record.expiresAt}\n${record.data}`,
-          record.expiresAt / 1000,
-        );
-      }
+      const text = typeof record === "string" ? record : `${record.expiresAt}\n${record.data}`;
+      return { temp, written: syncFs.writeNew(temp, text) };
     } catch (error) {
       throw fileError("write a session file", this.path, error);
     }
-    return temp;
   }
 
   async #writeTemp(
     file: string,
     record: StoredSession | string,
-  ): Promise<string> {
+  ): Promise<{ temp: string; handle: FileHandle }> {
     const temp = this.#tempOf(file);
     let handle;
     try {
@@ -827,20 +857,16 @@ export class FileStore implements SessionStore {
       throw fileError("write a session file", this.path, error);
     }
     try {
-      if (typeof record === "string") {
-        await handle.writeFile(record);
-      } else {
-        await handle.writeFile(`${record.expiresAt}\n${record.data}`);
-        await handle.utimes(Date.now() / 1000, record.expiresAt / 1000);
-      }
+      await handle.writeFile(
+        typeof record === "string" ? record : `${record.expiresAt}\n${record.data}`,
+      );
       if (this.#durable) await handle.sync();
-      await handle.close();
     } catch (error) {
       await handle.close().catch(() => {});
       await unlink(temp).catch(() => {});
       throw fileError("write a session file", this.path, error);
     }
-    return temp;
+    return { temp, handle };
   }
 }
 

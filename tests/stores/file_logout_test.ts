@@ -113,8 +113,13 @@ describe("FileStore: a logout is final", () => {
     const key = await store.create({ data: '{"user":"ada"}', expiresAt: Date.now() + HOUR });
     await store.delete(key);
     // The racing update's file, renamed into place after the logout, before
-    // the update saw the tombstone and removed it again.
-    saveNow(join(dir, `sessionid${key}`), '{"user":"ada","n":2}', Date.now() + HOUR);
+    // the update saw the tombstone and removed it again: written, its
+    // modification time not yet set to its expiry.
+    const file = join(dir, `sessionid${key}`);
+    writeFileSync(`${file}.tmp-testsave0002`, `${Date.now() + HOUR}\n{"user":"ada","n":2}`, {
+      mode: 0o600,
+    });
+    renameSync(`${file}.tmp-testsave0002`, file);
     assert.equal(await store.load(key), null);
     assert.equal(await store.exists(key), false);
   });
@@ -152,16 +157,22 @@ describe("FileStore: a logout is final", () => {
     const store = new FileStore({ path: dir });
     const key = await store.create({ data: '{"old":1}', expiresAt: Date.now() - HOUR });
     let restores = 0;
+    const expiresAt = Date.now() + HOUR;
+    let restoredMtime = NaN;
     const report = await sweepFiles(target(dir), {}, {
       // A save makes the expired session live between the sweeper's look and
       // its take; the logout then lands while the file is set aside.
-      beforeTake: (file) => saveNow(file, '{"user":"ada"}', Date.now() + HOUR),
+      beforeTake: (file) => saveNow(file, '{"user":"ada"}', expiresAt),
       beforeRestore: () => {
         restores++;
         deleteInChild(dir, key);
       },
+      // Linked back, not yet checked against the tombstone: a load now must
+      // see a file whose time is not its expiry, which it checks for a logout.
+      afterRestore: (file) => void (restoredMtime = statSync(file).mtimeMs),
     });
     assert.equal(restores, 1);
+    assert.ok(Math.abs(restoredMtime - expiresAt) >= 1, "restored unpublished");
     assert.equal(report.failed, 0, report.errors.join());
     assert.equal(await store.load(key), null);
     assert.equal(await store.exists(key), false);
