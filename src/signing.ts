@@ -16,8 +16,8 @@
  * timestamp is whole seconds in base62. A `secret` may be a list: the first
  * entry signs and every entry verifies (Django's `SECRET_KEY` and
  * `SECRET_KEY_FALLBACKS`). Signatures are computed with node:crypto's
- * `createHmac`, synchronously, and compared in constant time
- * (`timingSafeEqual`). A compressed payload is inflated
+ * `createHmac`, synchronously, and compared in constant time, as
+ * Django's `constant_time_compare` does. A compressed payload is inflated
  * only after its signature verified, and never past `maxSize` bytes.
  *
  * Also importable alone as `@tessera/sessions/signing`.

@@ -132,7 +132,7 @@ class SealedStore implements SessionStore {
     const secretIndex = SIGNATURE.test(signature)
       ? hmacVerify(
         message(key, record.expiresAt, data),
-        Uint8Array.fromBase64(signature, { alphabet: "base64url" }),
+        signature,
         this.#options.secrets,
         SALT,
       )
