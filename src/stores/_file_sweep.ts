@@ -22,18 +22,21 @@
 // under its name; link() fails rather than replace a yet newer save, in which
 // case the taken copy is dropped.
 //
-// Why both kinds of calls. Judging (lstat) and taking aside (rename, lstat)
-// touch only the kernel's caches and the directory: a synchronous call costs
-// a few microseconds, an asynchronous one a thread hand-off more (on Deno,
-// three to four times as much), and taking right after judging keeps the
-// window for a concurrent save at microseconds. Freeing the file is the
-// expensive part (100 to 300 us for a file written back to disk, on this
-// project's test machine), and that work overlaps when several unlinks run at
-// once. So the sweeper judges and takes with synchronous calls, in slices of
-// a few milliseconds between which it yields to the event loop (a server
-// sweeping its own directory keeps serving), and unlinks what it took
-// asynchronously, CONCURRENCY at a time. bench/clearsessions_bench.ts
-// measures the choices.
+// Why both kinds of calls. Judging (lstat) touches only the kernel's caches:
+// a synchronous call costs a few microseconds, an asynchronous one a thread
+// hand-off more (on Deno, three to four times as much). Taking and freeing
+// change the directory: a rename aside costs about as much as the unlink
+// (7 to 19 us each on this project's test machine, 100 to 300 us to free a
+// file written back to disk), and that work overlaps with the judging when
+// it runs on the runtime's thread pool. So the sweeper judges with
+// synchronous calls, in slices of a few milliseconds between which it yields
+// to the event loop (a server sweeping its own directory keeps serving), and
+// runs each take (rename aside, lstat of what it took, unlink) as one
+// asynchronous task, CONCURRENCY at a time. The longer wait between judging
+// and taking changes nothing: whatever the rename takes is checked. The rare
+// restore stays synchronous, so that the link back and the tombstone check
+// follow each other with no turn of the event loop between.
+// bench/clearsessions_bench.ts measures the choices.
 //
 // Django's format (`format: "django"`). A file holds Django's session_data
 // and nothing else, and its mtime is the time of its last save, as Django's
@@ -52,8 +55,8 @@
 // no session data (corrupt, Django's empty placeholder), is judged by its
 // mtime alone, as Django's clearsessions judges it.
 
-import { linkSync, lstatSync, renameSync, type Stats, unlinkSync } from "node:fs";
-import { readdir, unlink } from "node:fs/promises";
+import { linkSync, lstatSync, type Stats, unlinkSync } from "node:fs";
+import { readdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { generateKey, isValidKey } from "../_key.ts";
@@ -138,7 +141,7 @@ interface DenoFileInfo {
 }
 interface DenoFileSystem {
   lstatSync(path: string): DenoFileInfo;
-  renameSync(from: string, to: string): void;
+  rename(from: string, to: string): Promise<void>;
   remove(path: string): Promise<void>;
   readDir(path: string): AsyncIterable<{ name: string }>;
 }
@@ -152,17 +155,17 @@ interface DenoFileSystem {
 const deno = (globalThis as { Deno?: DenoFileSystem }).Deno;
 const fs: {
   lstat(file: string): FileFacts;
-  rename(from: string, to: string): void;
+  rename(from: string, to: string): Promise<void>;
   unlinkJudged(file: string): Promise<void>;
 } = deno !== undefined
   ? {
     lstat: (file) => denoFacts(deno.lstatSync(file)),
-    rename: (from, to) => deno.renameSync(from, to),
+    rename: (from, to) => deno.rename(from, to),
     unlinkJudged: (file) => deno.remove(file),
   }
   : {
     lstat: (file) => nodeFacts(lstatSync(file)),
-    rename: renameSync,
+    rename,
     unlinkJudged: unlink,
   };
 
@@ -445,8 +448,19 @@ class Sweep {
       (this.#taken++).toString(36)
     }`;
     this.#hooks.beforeTake?.(file);
+    const removal: Promise<void> = this.#take(file, aside, judged).finally(() =>
+      this.#removals.delete(removal)
+    );
+    this.#removals.add(removal);
+  }
+
+  // Renaming aside and freeing the file run on the runtime's thread pool,
+  // CONCURRENCY at a time, alongside the judging: the rename, like the
+  // unlink, waits on the directory's lock and the inode, and overlaps with
+  // other files' calls. What the rename took is checked as soon as it lands.
+  async #take(file: string, aside: string, judged: FileFacts): Promise<void> {
     try {
-      fs.rename(file, aside);
+      await fs.rename(file, aside);
     } catch (error) {
       if (!isMissing(error)) this.#fail("remove an expired session file", error);
       return;
@@ -454,11 +468,21 @@ class Sweep {
     const taken = this.#lstat(aside, "remove an expired session file");
     if (taken === null) return;
     if (isSameFile(taken, judged)) {
-      this.#unlinkLater(aside);
+      try {
+        await fs.unlinkJudged(aside);
+        this.report.removed++;
+      } catch (error) {
+        if (isMissing(error)) this.report.removed++;
+        else this.#fail("remove an expired session file", error);
+      }
       return;
     }
-    // A save made the session live again: put it back, unless a yet newer
-    // save already stands at the name.
+    this.#restore(file, aside);
+  }
+
+  // A save made the session live again: put it back, unless a yet newer
+  // save already stands at the name.
+  #restore(file: string, aside: string): void {
     this.#hooks.beforeRestore?.(file);
     let restored = true;
     try {
@@ -489,19 +513,6 @@ class Sweep {
       if (!isMissing(error)) this.#fail("remove a temp file", error);
     }
     if (!loggedOut) this.report.kept++;
-  }
-
-  // The file is out of every save's way under its aside name: freeing it,
-  // the costly part, runs alongside the judging and other removals.
-  #unlinkLater(aside: string): void {
-    const removal: Promise<void> = fs.unlinkJudged(aside).then(
-      () => void this.report.removed++,
-      (error: unknown) => {
-        if (isMissing(error)) this.report.removed++;
-        else this.#fail("remove an expired session file", error);
-      },
-    ).finally(() => this.#removals.delete(removal));
-    this.#removals.add(removal);
   }
 
   // A temp file left by a write that crashed, or a logout's tombstone: both
