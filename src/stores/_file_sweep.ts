@@ -105,8 +105,8 @@ export interface SweepTarget {
 
 // The longest run of synchronous calls between two turns of the event loop.
 const SLICE_MS = 5;
-// Unlinks in flight at once, on files written back to disk: 1 takes three
-// times as long as 16; 16 and 32 were the steadiest of 1, 4, 16, 32 and 64 on
+// Takes in flight at once, chosen for their unlinks, on files written back to
+// disk: one at a time ran three times as long as 16; 16 and 32 were the steadiest of 1, 4, 16, 32 and 64 on
 // both runtimes, and 4 and 64 were sometimes faster, sometimes much slower
 // (bench/clearsessions_bench.ts --pools --state disk).
 const CONCURRENCY = 16;
@@ -213,7 +213,7 @@ export interface SweepInternals {
   beforeRestore?(file: string): void;
   /** After a live file was linked back, before the check for a logout's tombstone. */
   afterRestore?(file: string): void;
-  /** Unlinks in flight at once, instead of CONCURRENCY. */
+  /** Takes (rename aside, check, unlink) in flight at once, instead of CONCURRENCY. */
   concurrency?: number;
   /** In Django's format, after a file's data was read to find its expiry. */
   afterRead?(file: string): void;
@@ -407,7 +407,7 @@ class Sweep {
     }
   }
 
-  /** Whether as many unlinks as may run at once are running. */
+  /** Whether as many takes as may run at once are running. */
   get busy(): boolean {
     return this.#removals.size >= this.#concurrency;
   }
