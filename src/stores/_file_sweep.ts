@@ -106,9 +106,10 @@ export interface SweepTarget {
 // The longest run of synchronous calls between two turns of the event loop.
 const SLICE_MS = 5;
 // Takes in flight at once, chosen for their unlinks, on files written back to
-// disk: one at a time ran three times as long as 16; 16 and 32 were the steadiest of 1, 4, 16, 32 and 64 on
-// both runtimes, and 4 and 64 were sometimes faster, sometimes much slower
-// (bench/clearsessions_bench.ts --pools --state disk).
+// disk: one at a time ran three times as long as 16; 16 and 32 were the
+// steadiest of 1, 4, 16, 32 and 64 on both runtimes, and 4 and 64 were
+// sometimes faster, sometimes much slower (bench/clearsessions_bench.ts
+// --pools --state disk).
 const CONCURRENCY = 16;
 // An mtime that is not later than the ctime by more than this is not taken as
 // an expiry: Deno reports the ctime in whole seconds, and some file systems
