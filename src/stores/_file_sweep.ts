@@ -22,18 +22,21 @@
 // under its name; link() fails rather than replace a yet newer save, in which
 // case the taken copy is dropped.
 //
-// Why both kinds of calls. Judging (lstat) and taking aside (rename, lstat)
-// touch only the kernel's caches and the directory: a synchronous call costs
-// a few microseconds, an asynchronous one a thread hand-off more (on Deno,
-// three to four times as much), and taking right after judging keeps the
-// window for a concurrent save at microseconds. Freeing the file is the
-// expensive part (100 to 300 us for a file written back to disk, on this
-// project's test machine), and that work overlaps when several unlinks run at
-// once. So the sweeper judges and takes with synchronous calls, in slices of
-// a few milliseconds between which it yields to the event loop (a server
-// sweeping its own directory keeps serving), and unlinks what it took
-// asynchronously, CONCURRENCY at a time. bench/clearsessions_bench.ts
-// measures the choices.
+// Why both kinds of calls. Judging (lstat) touches only the kernel's caches:
+// a synchronous call costs a few microseconds, an asynchronous one a thread
+// hand-off more (on Deno, three to four times as much). Taking and freeing
+// change the directory: a rename aside costs about as much as the unlink
+// (7 to 19 us each on this project's test machine, 100 to 300 us to free a
+// file written back to disk), and that work overlaps with the judging when
+// it runs on the runtime's thread pool. So the sweeper judges with
+// synchronous calls, in slices of a few milliseconds between which it yields
+// to the event loop (a server sweeping its own directory keeps serving), and
+// runs each take (rename aside, lstat of what it took, unlink) as one
+// asynchronous task, CONCURRENCY at a time. The longer wait between judging
+// and taking changes nothing: whatever the rename takes is checked. The rare
+// restore stays synchronous, so that the link back and the tombstone check
+// follow each other with no turn of the event loop between.
+// bench/clearsessions_bench.ts measures the choices.
 //
 // Django's format (`format: "django"`). A file holds Django's session_data
 // and nothing else, and its mtime is the time of its last save, as Django's
@@ -52,8 +55,8 @@
 // no session data (corrupt, Django's empty placeholder), is judged by its
 // mtime alone, as Django's clearsessions judges it.
 
-import { linkSync, lstatSync, renameSync, type Stats, unlinkSync, utimesSync } from "node:fs";
-import { readdir, unlink } from "node:fs/promises";
+import { linkSync, lstatSync, type Stats, unlinkSync, utimesSync } from "node:fs";
+import { readdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { generateKey, isValidKey } from "../_key.ts";
@@ -102,10 +105,11 @@ export interface SweepTarget {
 
 // The longest run of synchronous calls between two turns of the event loop.
 const SLICE_MS = 5;
-// Unlinks in flight at once, on files written back to disk: 1 takes three
-// times as long as 16; 16 and 32 were the steadiest of 1, 4, 16, 32 and 64 on
-// both runtimes, and 4 and 64 were sometimes faster, sometimes much slower
-// (bench/clearsessions_bench.ts --pools --state disk).
+// Takes in flight at once, chosen for their unlinks, on files written back to
+// disk: one at a time ran three times as long as 16; 16 and 32 were the
+// steadiest of 1, 4, 16, 32 and 64 on both runtimes, and 4 and 64 were
+// sometimes faster, sometimes much slower (bench/clearsessions_bench.ts
+// --pools --state disk).
 const CONCURRENCY = 16;
 // An mtime that is not later than the ctime by more than this is not taken as
 // an expiry: Deno reports the ctime in whole seconds, and some file systems
@@ -138,7 +142,7 @@ interface DenoFileInfo {
 }
 interface DenoFileSystem {
   lstatSync(path: string): DenoFileInfo;
-  renameSync(from: string, to: string): void;
+  rename(from: string, to: string): Promise<void>;
   remove(path: string): Promise<void>;
   readDir(path: string): AsyncIterable<{ name: string }>;
 }
@@ -152,17 +156,17 @@ interface DenoFileSystem {
 const deno = (globalThis as { Deno?: DenoFileSystem }).Deno;
 const fs: {
   lstat(file: string): FileFacts;
-  rename(from: string, to: string): void;
+  rename(from: string, to: string): Promise<void>;
   unlinkJudged(file: string): Promise<void>;
 } = deno !== undefined
   ? {
     lstat: (file) => denoFacts(deno.lstatSync(file)),
-    rename: (from, to) => deno.renameSync(from, to),
+    rename: (from, to) => deno.rename(from, to),
     unlinkJudged: (file) => deno.remove(file),
   }
   : {
     lstat: (file) => nodeFacts(lstatSync(file)),
-    rename: renameSync,
+    rename,
     unlinkJudged: unlink,
   };
 
@@ -210,7 +214,7 @@ export interface SweepInternals {
   beforeRestore?(file: string): void;
   /** After a live file was linked back, before the check for a logout's tombstone. */
   afterRestore?(file: string): void;
-  /** Unlinks in flight at once, instead of CONCURRENCY. */
+  /** Takes (rename aside, check, unlink) in flight at once, instead of CONCURRENCY. */
   concurrency?: number;
   /** In Django's format, after a file's data was read to find its expiry. */
   afterRead?(file: string): void;
@@ -404,7 +408,7 @@ class Sweep {
     }
   }
 
-  /** Whether as many unlinks as may run at once are running. */
+  /** Whether as many takes as may run at once are running. */
   get busy(): boolean {
     return this.#removals.size >= this.#concurrency;
   }
@@ -445,8 +449,19 @@ class Sweep {
       (this.#taken++).toString(36)
     }`;
     this.#hooks.beforeTake?.(file);
+    const removal: Promise<void> = this.#take(file, aside, judged).finally(() =>
+      this.#removals.delete(removal)
+    );
+    this.#removals.add(removal);
+  }
+
+  // Renaming aside and freeing the file run on the runtime's thread pool,
+  // CONCURRENCY at a time, alongside the judging: the rename, like the
+  // unlink, waits on the directory's lock and the inode, and overlaps with
+  // other files' calls. What the rename took is checked as soon as it lands.
+  async #take(file: string, aside: string, judged: FileFacts): Promise<void> {
     try {
-      fs.rename(file, aside);
+      await fs.rename(file, aside);
     } catch (error) {
       if (!isMissing(error)) this.#fail("remove an expired session file", error);
       return;
@@ -454,14 +469,24 @@ class Sweep {
     const taken = this.#lstat(aside, "remove an expired session file");
     if (taken === null) return;
     if (isSameFile(taken, judged)) {
-      this.#unlinkLater(aside);
+      try {
+        await fs.unlinkJudged(aside);
+        this.report.removed++;
+      } catch (error) {
+        if (isMissing(error)) this.report.removed++;
+        else this.#fail("remove an expired session file", error);
+      }
       return;
     }
-    // A save made the session live again: put it back, unless a yet newer
-    // save already stands at the name. In the native format it goes back
-    // with a modification time that is not its expiry, so that load() checks
-    // for a logout until the tombstone check below has passed (see
-    // FileStore.load).
+    this.#restore(file, aside, taken);
+  }
+
+  // A save made the session live again: put it back, unless a yet newer
+  // save already stands at the name. In the native format it goes back
+  // with a modification time that is not its expiry, so that load() checks
+  // for a logout until the tombstone check below has passed (see
+  // FileStore.load).
+  #restore(file: string, aside: string, taken: FileFacts): void {
     this.#hooks.beforeRestore?.(file);
     const published = !this.#target.django && this.#setTimes(aside, Date.now());
     let restored = true;
@@ -506,19 +531,6 @@ class Sweep {
       if (!isMissing(error)) this.#fail("restore a live session file", error);
       return false;
     }
-  }
-
-  // The file is out of every save's way under its aside name: freeing it,
-  // the costly part, runs alongside the judging and other removals.
-  #unlinkLater(aside: string): void {
-    const removal: Promise<void> = fs.unlinkJudged(aside).then(
-      () => void this.report.removed++,
-      (error: unknown) => {
-        if (isMissing(error)) this.report.removed++;
-        else this.#fail("remove an expired session file", error);
-      },
-    ).finally(() => this.#removals.delete(removal));
-    this.#removals.add(removal);
   }
 
   // A temp file left by a write that crashed, or a logout's tombstone: both
