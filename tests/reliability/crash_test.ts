@@ -233,6 +233,13 @@ describe("FileStore after a crash", () => {
     );
     assert.equal(kills, STORMS_MS.length);
     assert.ok(inFlightAtKills > 0, "the kills hit requests in flight");
-    assert.ok(leftoverTemps > 0, "the kills cut writes between their temp file and its rename");
+    // A kill cuts a write before its rename (a temp file is left) or after it
+    // (the unacknowledged write landed whole); which, and how often, is down
+    // to the instant: a synchronous save on Deno spends only microseconds
+    // between its temp file and its rename.
+    assert.ok(
+      leftoverTemps + recoveredUnacknowledged > 0,
+      "the kills cut writes in flight",
+    );
   });
 });
