@@ -529,11 +529,7 @@ export class FileStore implements SessionStore {
           tempInPlace = true;
         }
       } catch (error) {
-        if (mustCreate && errorCode(error) === "EEXIST") {
-          throw new SessionExistsError();
-        }
-        if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
-        throw fileError("write a session file", this.path, error);
+        throw this.#placementError(error, mustCreate);
       } finally {
         if (!tempInPlace) removeQuietly(temp);
       }
@@ -546,13 +542,28 @@ export class FileStore implements SessionStore {
         throw mustCreate ? new SessionExistsError() : new SessionInterruptedError();
       }
       if (typeof contents !== "string") {
-        this.#publish(() => written.publish(contents.expiresAt / 1000));
+        // Last: the time becomes the expiry, which tells load() this writer
+        // found no logout after putting the file in place. publish() closes
+        // the file whether or not it succeeds.
         published = true;
+        try {
+          written.publish(contents.expiresAt / 1000);
+        } catch (error) {
+          throw fileError("write a session file", this.path, error);
+        }
       }
     } finally {
       if (!published) written.close();
     }
     return key;
+  }
+
+  // What a save's link or rename failing means: the key taken (create), the
+  // session deleted meanwhile (update, Django's UpdateError), or a failure.
+  #placementError(error: unknown, mustCreate: boolean): Error {
+    if (mustCreate && errorCode(error) === "EEXIST") return new SessionExistsError();
+    if (!mustCreate && isMissing(error)) return new SessionInterruptedError();
+    return fileError("write a session file", this.path, error);
   }
 
   // save() with promise-based calls (see syncWrites).
@@ -578,11 +589,7 @@ export class FileStore implements SessionStore {
           tempInPlace = true;
         }
       } catch (error) {
-        if (mustCreate && errorCode(error) === "EEXIST") {
-          throw new SessionExistsError();
-        }
-        if (!mustCreate && isMissing(error)) throw new SessionInterruptedError();
-        throw fileError("write a session file", this.path, error);
+        throw this.#placementError(error, mustCreate);
       } finally {
         if (!tempInPlace) await unlink(temp).catch(() => {});
       }
@@ -806,17 +813,6 @@ export class FileStore implements SessionStore {
       throw fileError(action, this.path, error);
     } finally {
       await handle?.close().catch(() => {});
-    }
-  }
-
-  // The last step of a save in the native format: the file's modification
-  // time becomes its expiry, which tells load() that its writer found no
-  // logout after putting it in place (see load()).
-  #publish(publish: () => void): void {
-    try {
-      publish();
-    } catch (error) {
-      throw fileError("write a session file", this.path, error);
     }
   }
 
